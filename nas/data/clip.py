@@ -1,0 +1,44 @@
+"""The one clip type every dataset yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+IGNORE_INDEX = 255
+
+
+@dataclass
+class Clip:
+    """T consecutive frames of one sequence.
+
+    frames: uint8 T x H x W x 3 (RGB); labels: int64 T x H x W, 255 = ignore/unlabelled;
+    labelled: bool T (False where a frame has no ground truth: its labels are all 255);
+    frame_ids: T strings naming each frame in its dataset (file stem or index).
+    """
+
+    frames: np.ndarray
+    labels: np.ndarray
+    labelled: np.ndarray
+    dataset: str
+    sequence: str
+    frame_ids: list[str]
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        t = len(self.frames)
+        if self.frames.dtype != np.uint8 or self.frames.ndim != 4 or self.frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 T x H x W x 3, got {self.frames.dtype} "
+                             f"{self.frames.shape}")
+        if self.labels.shape != self.frames.shape[:3]:
+            raise ValueError(f"labels {self.labels.shape} do not match frames "
+                             f"{self.frames.shape[:3]}")
+        if self.labels.dtype != np.int64:
+            self.labels = self.labels.astype(np.int64)
+        self.labelled = np.asarray(self.labelled, dtype=bool)
+        if len(self.labelled) != t or len(self.frame_ids) != t:
+            raise ValueError("labelled and frame_ids need one entry per frame")
+
+    def __len__(self) -> int:
+        return len(self.frames)
