@@ -121,10 +121,10 @@ class LearnedWarp(nn.Module):
         ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
         xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        scale = torch.tensor(
-            [2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=x.device, dtype=x.dtype
-        )
-        grid = torch.stack([gx, gy], dim=-1).unsqueeze(0) + flow.permute(0, 2, 3, 1) * scale
+        shift = torch.stack(
+            [flow[:, 0] * (2.0 / max(w - 1, 1)), flow[:, 1] * (2.0 / max(h - 1, 1))], dim=-1
+        )  # pixels -> grid_sample's [-1, 1] units
+        grid = torch.stack([gx, gy], dim=-1).unsqueeze(0) + shift
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 

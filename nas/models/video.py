@@ -1,0 +1,138 @@
+"""VideoSegNet(genotype): slow pathway on key frames, fast pathway + dynamic cell otherwise.
+
+``key_step(frame) -> (logits, state)`` and ``step(frame, state) -> (logits, state)`` hold no
+data-dependent Python branching, so each traces and exports. The state is a tuple
+(slow N x C x h x w, fast_key N x C x h x w, buffer N x (alpha - 1) x Cf x h x w); when the
+cell never reads the fast pathway, the fast tensors have zero channels and it is never run.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from nas.models.config import NetConfig
+from nas.models.fast_encoder import FastEncoder
+from nas.models.heads import upsample_logits
+from nas.models.static import StaticSegNet
+from search_spaces.cell import DynamicCell
+from search_spaces.genotype import Genotype
+from search_spaces.ops import CellContext
+from search_spaces.pathways import build_fusion
+
+State = tuple[Tensor, Tensor, Tensor]
+
+
+class FastPathway(nn.Module):
+    """Fast encoder, its 1x1 projection to the cell width, and the lateral fusion."""
+
+    def __init__(self, genotype: Genotype, config: NetConfig, uses_fused: bool):
+        super().__init__()
+        c = config.deep_channels
+        self.encoder = FastEncoder(genotype.beta_value, config.output_stride)
+        cf = self.encoder.out_channels
+        self.proj = nn.Sequential(nn.Conv2d(cf, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.fusion = build_fusion(genotype.fusion, cf, c, genotype.alpha) if uses_fused else None
+        self.out_channels = cf
+
+
+class VideoSegNet(nn.Module):
+    """The video network of one genotype. Input frames: float N x 3 x H x W in [0, 1]."""
+
+    def __init__(self, genotype: Genotype, num_classes: int, config: NetConfig = NetConfig()):
+        super().__init__()
+        genotype.validate()
+        self.genotype = genotype
+        self.config = config
+        self.alpha = genotype.alpha
+        used = genotype.used_inputs()
+        self.uses_fast = bool(used & {1, 2})
+        self.uses_fused = 1 in used
+        self.slow = StaticSegNet(num_classes, config)
+        self.fast = FastPathway(genotype, config, self.uses_fused) if self.uses_fast else None
+        self.cell = DynamicCell(genotype, config.deep_channels)
+        self.step_head = copy.deepcopy(self.slow.head)
+
+    def init_step_head(self) -> None:
+        """Start the non-key head from the key head (call after loading the teacher)."""
+        self.step_head.load_state_dict(self.slow.head.state_dict())
+
+    # ---- the two exportable steps --------------------------------------------
+    def key_step(self, frame: Tensor) -> tuple[Tensor, State]:
+        size = frame.shape[-2:]
+        x = self.slow.normalize(frame)
+        slow = self.slow.neck(self.slow.backbone(x))
+        logits = upsample_logits(self.slow.head(slow), size)
+        n, _, h, w = slow.shape
+        if self.fast is None:
+            empty = slow.new_zeros(n, 0, h, w)
+            return logits, (slow, empty, empty.unsqueeze(1).expand(n, self.alpha - 1, 0, h, w))
+        fast_raw = self.fast.encoder(x)
+        buffer = fast_raw.new_zeros(n, self.alpha - 1, self.fast.out_channels, h, w)
+        return logits, (slow, self.fast.proj(fast_raw), buffer)
+
+    def step(self, frame: Tensor, state: State) -> tuple[Tensor, State]:
+        slow, fast_key, buffer = state
+        if self.fast is None:
+            ctx = CellContext(slow, slow, slow, slow)
+        else:
+            fast_raw = self.fast.encoder(self.slow.normalize(frame))
+            buffer = torch.cat([buffer[:, 1:], fast_raw.unsqueeze(1)], dim=1)
+            fast = self.fast.proj(fast_raw)
+            fused = self.fast.fusion(buffer) if self.fast.fusion is not None else fast
+            ctx = CellContext(slow, fused, fast, fast_key)
+        logits = upsample_logits(self.step_head(self.cell(ctx)), frame.shape[-2:])
+        return logits, (slow, fast_key, buffer)
+
+    # ---- whole clips ---------------------------------------------------------
+    def forward(self, clip: Tensor) -> Tensor:
+        """N x T x 3 x H x W -> N x T x K x H x W, a key frame every ``alpha`` frames."""
+        stream = StreamingSegmenter(self)
+        return torch.stack([stream(clip[:, t]) for t in range(clip.shape[1])], dim=1)
+
+
+class StreamingSegmenter:
+    """Frame-by-frame use: ``reset()`` then ``__call__(frame)``; key frame every alpha."""
+
+    def __init__(self, net: VideoSegNet):
+        self.net = net
+        self.reset()
+
+    def reset(self) -> None:
+        self.index = 0
+        self.state: State | None = None
+
+    def is_key(self) -> bool:
+        return self.index % self.net.alpha == 0 or self.state is None
+
+    def __call__(self, frame: Tensor) -> Tensor:
+        if self.is_key():
+            logits, self.state = self.net.key_step(frame)
+        else:
+            logits, self.state = self.net.step(frame, self.state)
+        self.index += 1
+        return logits
+
+
+class KeyStep(nn.Module):
+    """``key_step`` as a module's forward, for tracing and export."""
+
+    def __init__(self, net: VideoSegNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, frame: Tensor) -> tuple[Tensor, State]:
+        return self.net.key_step(frame)
+
+
+class Step(nn.Module):
+    """``step`` as a module's forward, for tracing and export."""
+
+    def __init__(self, net: VideoSegNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, frame: Tensor, slow: Tensor, fast_key: Tensor, buffer: Tensor):
+        return self.net.step(frame, (slow, fast_key, buffer))

@@ -1,0 +1,46 @@
+"""DynamicCell(genotype): {slow state, fused fast, fast} -> D^_t, the deep features of frame t.
+
+States 0, 1, 2 are the inputs; node i (state 3 + i) sums op_a(state a) + op_b(state b).
+The output is the sum of the leaf nodes (no node reads them), or their concatenation
+followed by a 1x1 conv + BN, as the genotype says.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from search_spaces.genotype import Genotype
+from search_spaces.ops import CellContext, build_op
+
+
+class DynamicCell(nn.Module):
+    """The searched fusion cell, all states ``channels`` wide."""
+
+    def __init__(self, genotype: Genotype, channels: int):
+        super().__init__()
+        genotype.validate()
+        self.genotype = genotype
+        self.inputs = [node.inputs for node in genotype.nodes]
+        self.ops = nn.ModuleList(
+            nn.ModuleList(build_op(name, channels) for name in node.ops) for node in genotype.nodes
+        )
+        self.leaves = genotype.leaf_nodes()
+        self.concat = genotype.output == "concat"
+        if self.concat:
+            self.combine = nn.Sequential(
+                nn.Conv2d(channels * len(self.leaves), channels, 1, bias=False),
+                nn.BatchNorm2d(channels),
+            )
+
+    def forward(self, ctx: CellContext) -> Tensor:
+        states = [ctx.slow, ctx.fused_fast, ctx.fast]
+        for (a, b), (op_a, op_b) in zip(self.inputs, self.ops):
+            states.append(op_a(states[a], ctx) + op_b(states[b], ctx))
+        leaves = [states[i] for i in self.leaves]
+        if self.concat:
+            return self.combine(torch.cat(leaves, dim=1))
+        out = leaves[0]
+        for leaf in leaves[1:]:
+            out = out + leaf
+        return out
