@@ -61,30 +61,49 @@ class VideoSegNet(nn.Module):
 
     # ---- the two exportable steps --------------------------------------------
     def key_step(self, frame: Tensor) -> tuple[Tensor, State]:
-        size = frame.shape[-2:]
         x = self.slow.normalize(frame)
         slow = self.slow.neck(self.slow.backbone(x))
-        logits = upsample_logits(self.slow.head(slow), size)
-        n, _, h, w = slow.shape
-        if self.fast is None:
-            empty = slow.new_zeros(n, 0, h, w)
-            return logits, (slow, empty, empty.unsqueeze(1).expand(n, self.alpha - 1, 0, h, w))
-        fast_raw = self.fast.encoder(x)
-        buffer = fast_raw.new_zeros(n, self.alpha - 1, self.fast.out_channels, h, w)
-        return logits, (slow, self.fast.proj(fast_raw), buffer)
+        fast_raw = self.fast.encoder(x) if self.fast is not None else None
+        logits, state = self.key_from_features(slow, fast_raw)
+        return upsample_logits(logits, frame.shape[-2:]), state
 
     def step(self, frame: Tensor, state: State) -> tuple[Tensor, State]:
+        fast_raw = None
+        if self.fast is not None:
+            fast_raw = self.fast.encoder(self.slow.normalize(frame))
+        logits, state = self.step_from_features(fast_raw, state)
+        return upsample_logits(logits, frame.shape[-2:]), state
+
+    # ---- the same steps from features (children train on cached features) --
+    def key_from_features(self, slow: Tensor, fast_raw: Tensor | None) -> tuple[Tensor, State]:
+        """Key-frame logits at the deep resolution and the new state."""
+        n, _, h, w = slow.shape
+        if self.fast is None or fast_raw is None:
+            empty = slow.new_zeros(n, 0, h, w)
+            return self.slow.head(slow), (
+                slow,
+                empty,
+                empty.unsqueeze(1).expand(n, self.alpha - 1, 0, h, w),
+            )
+        buffer = fast_raw.new_zeros(n, self.alpha - 1, self.fast.out_channels, h, w)
+        return self.slow.head(slow), (slow, self.fast.proj(fast_raw), buffer)
+
+    def step_from_features(self, fast_raw: Tensor | None, state: State) -> tuple[Tensor, State]:
+        """Non-key logits at the deep resolution from this frame's fast encoder output."""
+        d_hat, state = self.cell_features(fast_raw, state)
+        return self.step_head(d_hat), state
+
+    def cell_features(self, fast_raw: Tensor | None, state: State) -> tuple[Tensor, State]:
+        """D^_t, the cell's approximation of this frame's deep features, and the new state."""
         slow, fast_key, buffer = state
-        if self.fast is None:
+        if self.fast is None or fast_raw is None:
             ctx = CellContext(slow, slow, slow, slow)
         else:
-            fast_raw = self.fast.encoder(self.slow.normalize(frame))
             buffer = torch.cat([buffer[:, 1:], fast_raw.unsqueeze(1)], dim=1)
             fast = self.fast.proj(fast_raw)
             fused = self.fast.fusion(buffer) if self.fast.fusion is not None else fast
             ctx = CellContext(slow, fused, fast, fast_key)
-        logits = upsample_logits(self.step_head(self.cell(ctx)), frame.shape[-2:])
-        return logits, (slow, fast_key, buffer)
+        return self.cell(ctx), (slow, fast_key, buffer)
 
     # ---- whole clips ---------------------------------------------------------
     def forward(self, clip: Tensor) -> Tensor:

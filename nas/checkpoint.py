@@ -1,0 +1,60 @@
+"""Small, safe persistence helpers: atomic writes, safetensors, weights-only checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temp file + rename, so a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def save_weights(module_or_state: torch.nn.Module | dict, path: str | Path) -> None:
+    """Save a state dict as safetensors (contiguous CPU copies), atomically."""
+    state = module_or_state.state_dict() if isinstance(module_or_state, torch.nn.Module) else (
+        module_or_state)
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    return load_file(str(path))
+
+
+def save_training_state(path: str | Path, state: dict) -> None:
+    """A resumable training checkpoint (tensors, numbers, lists): read back weights_only."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_state(path: str | Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
