@@ -10,10 +10,22 @@ import re
 from dataclasses import dataclass
 
 UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
-_ALIASES = {"s": "seconds", "sec": "seconds", "second": "seconds", "seconds": "seconds",
-            "m": "minutes", "min": "minutes", "minute": "minutes", "minutes": "minutes",
-            "h": "hours", "hour": "hours", "hours": "hours", "d": "days", "day": "days",
-            "days": "days"}
+_ALIASES = {
+    "s": "seconds",
+    "sec": "seconds",
+    "second": "seconds",
+    "seconds": "seconds",
+    "m": "minutes",
+    "min": "minutes",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "h": "hours",
+    "hour": "hours",
+    "hours": "hours",
+    "d": "days",
+    "day": "days",
+    "days": "days",
+}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*-?\s*(gpu|cpu)\s*-?\s*([a-z]+)\s*$", re.I)
 
 
@@ -31,9 +43,11 @@ class Budget:
 
     def describe(self, workers: int) -> str:
         wall = self.seconds / max(workers, 1)
-        return (f"{self.text} = {self.seconds:,.0f} {self.device}-seconds inside children; "
-                f"with {workers} {self.device.upper()} worker(s) about {_human(wall)} of wall "
-                "time (plus teacher and cache)")
+        return (
+            f"{self.text} = {self.seconds:,.0f} {self.device}-seconds inside children; "
+            f"with {workers} {self.device.upper()} worker(s) about {_human(wall)} of wall "
+            "time (plus teacher and cache)"
+        )
 
 
 def parse_budget(text: str) -> Budget:
@@ -47,7 +61,10 @@ def parse_budget(text: str) -> Budget:
         )
     seconds = float(match.group(1)) * UNITS[unit]
     if seconds <= 0:
-        raise BudgetError(f"budget {text!r} is zero: give a positive amount of gpu or cpu time, e.g. 10cpu-minutes")
+        raise BudgetError(
+            f"budget {text!r} is zero: give a positive amount of gpu or cpu time, "
+            "e.g. 10cpu-minutes"
+        )
     return Budget(match.group(2).lower(), seconds, text.strip())
 
 

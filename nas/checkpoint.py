@@ -32,8 +32,11 @@ def read_json(path: str | Path) -> Any:
 
 def save_weights(module_or_state: torch.nn.Module | dict, path: str | Path) -> None:
     """Save a state dict as safetensors (contiguous CPU copies), atomically."""
-    state = module_or_state.state_dict() if isinstance(module_or_state, torch.nn.Module) else (
-        module_or_state)
+    state = (
+        module_or_state.state_dict()
+        if isinstance(module_or_state, torch.nn.Module)
+        else (module_or_state)
+    )
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

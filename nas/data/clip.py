@@ -29,11 +29,13 @@ class Clip:
     def __post_init__(self) -> None:
         t = len(self.frames)
         if self.frames.dtype != np.uint8 or self.frames.ndim != 4 or self.frames.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 T x H x W x 3, got {self.frames.dtype} "
-                             f"{self.frames.shape}")
+            raise ValueError(
+                f"frames must be uint8 T x H x W x 3, got {self.frames.dtype} {self.frames.shape}"
+            )
         if self.labels.shape != self.frames.shape[:3]:
-            raise ValueError(f"labels {self.labels.shape} do not match frames "
-                             f"{self.frames.shape[:3]}")
+            raise ValueError(
+                f"labels {self.labels.shape} do not match frames {self.frames.shape[:3]}"
+            )
         if self.labels.dtype != np.int64:
             self.labels = self.labels.astype(np.int64)
         self.labelled = np.asarray(self.labelled, dtype=bool)

@@ -1,0 +1,292 @@
+"""A child: genotype -> fast projection + fusion + cell + head copy, trained briefly on cached
+teacher features and scored on held-out clips.
+
+Training samples are (key frame k, frame t = k + d, 1 <= d < alpha) pairs; the loss is
+cross-entropy on the ground truth where frame t is labelled, else on the teacher's labels,
+plus feature distillation of the cell output to the teacher's D_t. Quality is mIoU on
+non-key frames only; cost is the whole video network's average per-frame GFLOPs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from evaluation.cost import count_flops
+from evaluation.metrics import ConfusionMatrix
+from nas.cache import FeatureCache
+from nas.checkpoint import load_weights, save_weights
+from nas.data.clip import IGNORE_INDEX
+from nas.models.config import NetConfig
+from nas.models.video import VideoSegNet
+from nas.reward import RewardConfig, reward
+from nas.teacher import fast_encoder_file
+from search_spaces.genotype import Genotype
+
+TRAINED_PREFIXES = ("fast.proj.", "fast.fusion.", "cell.", "step_head.")
+
+
+class ChildDiverged(FloatingPointError):
+    """The child's loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class ChildConfig:
+    """The proxy task every child is trained on."""
+
+    steps: int = 240
+    """Optimiser steps in total."""
+    rounds: int = 3
+    """Evaluations during training (each reported, so ASHA can stop poor children)."""
+    batch_size: int = 16
+    """(key, frame) pairs per step."""
+    lr: float = 3e-3
+    """Adam learning rate (cosine decay)."""
+    distill_weight: float = 1.0
+    """Weight of the feature-distillation loss to the teacher's D_t."""
+    eval_clips: int = 0
+    """Held-out clips to score (0: all in the cache)."""
+
+
+class PairSampler:
+    """(key, frame) pairs for one alpha from a cache, as batched tensors."""
+
+    def __init__(self, cache: FeatureCache, alpha: int, beta: str | None):
+        self.cache, self.alpha, self.beta = cache, alpha, beta
+        t_len = cache.clip_len
+        self.pairs = np.array(
+            [
+                (c, k, d)
+                for c in range(cache.num_clips)
+                for k in range(0, t_len, alpha)
+                for d in range(1, alpha)
+                if k + d < t_len
+            ],
+            dtype=np.int64,
+        )
+        if len(self.pairs) == 0:
+            raise ValueError(f"clips of {t_len} frames hold no non-key frame at alpha {alpha}")
+
+    def batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        c, k, d = self.pairs[rows].T
+        t = k + d
+        arr = self.cache
+        out = {
+            "slow": arr.slow[c, k],
+            "slow_t": arr.slow[c, t],
+            "labels": arr.labels[c, t],
+            "labelled": arr.labelled[c, t],
+            "teacher_t": arr.logits[c, t],
+            "teacher_k": arr.logits[c, k],
+        }
+        if self.beta is not None:
+            fast = arr.fast(self.beta)
+            out["fast_key"], out["fast_t"] = fast[c, k], fast[c, t]
+            # the state's buffer before frame t: frames k+1 .. t-1 right-aligned in
+            # alpha - 1 slots, zeros before them (the step shifts frame t in)
+            slots = self.alpha - 1
+            buf = np.zeros((len(rows), slots, *fast.shape[2:]), dtype=np.float16)
+            for i, (ci, ki, di) in enumerate(zip(c, k, d)):
+                if di > 1:
+                    buf[i, slots - (di - 1) :] = fast[ci, ki + 1 : ki + di]
+            out["buffer"] = buf
+        tensors = {key: torch.from_numpy(np.ascontiguousarray(v)) for key, v in out.items()}
+        for key in ("slow", "slow_t", "teacher_t", "teacher_k", "fast_key", "fast_t", "buffer"):
+            if key in tensors:
+                tensors[key] = tensors[key].float()
+        labels = tensors["labels"].long()
+        teacher_labels = F.interpolate(
+            tensors["teacher_t"], size=labels.shape[-2:], mode="bilinear", align_corners=False
+        ).argmax(1)
+        unlabelled = ~tensors["labelled"].bool()
+        labels[unlabelled] = teacher_labels[unlabelled]
+        tensors["target"] = labels
+        return tensors
+
+
+def build_child(genotype: Genotype, teacher_dir: Path, meta: dict) -> VideoSegNet:
+    """A VideoSegNet whose frozen parts come from the teacher; proj and step head start from
+    the distilled projection and the teacher's head."""
+    net = VideoSegNet(genotype, meta["num_classes"], NetConfig(**meta["net"]))
+    teacher_state = load_weights(teacher_dir / "teacher.safetensors")
+    net.slow.load_state_dict(teacher_state)
+    net.init_step_head()
+    if net.fast is not None:
+        fast_state = load_weights(teacher_dir / fast_encoder_file(genotype.beta))
+        net.fast.load_state_dict(fast_state, strict=False)
+        net.fast.encoder.requires_grad_(False)
+    net.slow.requires_grad_(False)
+    return net
+
+
+def key_state(net: VideoSegNet, b: dict):
+    """The state a key frame k leaves, with frames k+1 .. t-1 already in the buffer."""
+    if net.fast is None:
+        return net.key_from_features(b["slow"], None)[1]
+    return b["slow"], net.fast.proj(b["fast_key"]), b["buffer"]
+
+
+def deep_features(net: VideoSegNet, b: dict, state=None) -> torch.Tensor:
+    """D^_t of the batch's frames t (the cell's output)."""
+    state = key_state(net, b) if state is None else state
+    return net.cell_features(b.get("fast_t"), state)[0]
+
+
+def trained_state(net: VideoSegNet) -> dict[str, torch.Tensor]:
+    """Only what the child learned (the rest is the teacher's)."""
+    return {k: v for k, v in net.state_dict().items() if k.startswith(TRAINED_PREFIXES)}
+
+
+class ChildRun:
+    """Trains and evaluates one genotype; ``run`` calls ``report`` after every round."""
+
+    def __init__(
+        self,
+        genotype: Genotype,
+        teacher_dir: Path,
+        train: FeatureCache,
+        val: FeatureCache,
+        cfg: ChildConfig = ChildConfig(),
+        reward_cfg: RewardConfig = RewardConfig(),
+        seed: int = 0,
+    ):
+        self.genotype, self.cfg, self.reward_cfg = genotype, cfg, reward_cfg
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.net = build_child(genotype, teacher_dir, train.meta)
+        beta = genotype.beta if self.net.fast is not None else None
+        self.train_pairs = PairSampler(train, genotype.alpha, beta)
+        self.val_pairs = PairSampler(val, genotype.alpha, beta)
+        if cfg.eval_clips:
+            keep = self.val_pairs.pairs[:, 0] < cfg.eval_clips
+            self.val_pairs.pairs = self.val_pairs.pairs[keep]
+        self.meta = train.meta
+        self.params = [p for p in self.net.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr) if self.params else None
+        self.steps_done = 0
+
+    def train_steps(self, n: int) -> float:
+        self.net.train()
+        self.net.slow.eval()
+        if self.net.fast is not None:
+            self.net.fast.encoder.eval()
+        loss_value = float("nan")
+        for _ in range(n):
+            if self.opt is None:
+                break
+            lr = 0.5 * self.cfg.lr * (1 + math.cos(math.pi * self.steps_done / self.cfg.steps))
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            rows = self.rng.integers(len(self.train_pairs.pairs), size=self.cfg.batch_size)
+            b = self.train_pairs.batch(rows)
+            d_hat = deep_features(self.net, b)
+            logits = F.interpolate(
+                self.net.step_head(d_hat),
+                size=b["target"].shape[-2:],
+                mode="bilinear",
+                align_corners=False,
+            )
+            loss = F.cross_entropy(logits, b["target"], ignore_index=IGNORE_INDEX)
+            loss = loss + self.cfg.distill_weight * F.mse_loss(d_hat, b["slow_t"])
+            if not torch.isfinite(loss):
+                raise ChildDiverged(f"loss {float(loss)} at step {self.steps_done}")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+            self.opt.step()
+            self.steps_done += 1
+            loss_value = float(loss)
+        return loss_value
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """mIoU on non-key frames (child, copy baseline, static teacher) and the cost."""
+        self.net.eval()
+        k = self.meta["num_classes"]
+        child, copy, static = ConfusionMatrix(k), ConfusionMatrix(k), ConfusionMatrix(k)
+        pairs = self.val_pairs
+        densities = []
+        for start in range(0, len(pairs.pairs), 64):
+            b = pairs.batch(np.arange(start, min(start + 64, len(pairs.pairs))))
+            labelled = b["labelled"].bool()
+            if not labelled.any():
+                continue
+            size = b["labels"].shape[-2:]
+            up = partial(F.interpolate, size=size, mode="bilinear", align_corners=False)
+            pred = up(self.net.step_head(deep_features(self.net, b))).argmax(1)
+            gt = b["labels"].long()[labelled]
+            child.update(pred[labelled], gt)
+            copy.update(up(b["teacher_k"]).argmax(1)[labelled], gt)
+            static.update(up(b["teacher_t"]).argmax(1)[labelled], gt)
+            densities += [
+                m.last_density for m in self.net.cell.modules() if hasattr(m, "sparse_branch")
+            ]
+        cost = self.cost(pairs)
+        quality = child.miou()
+        return {
+            "quality": quality,
+            "copy_quality": copy.miou(),
+            "static_quality": static.miou(),
+            "gated_density": float(np.mean(densities)) if densities else None,
+            **cost,
+            "reward": reward(
+                quality, cost["gflops"], cost["target_gflops"], self.reward_cfg.exponent
+            ),
+        }
+
+    def cost(self, pairs: PairSampler) -> dict:
+        """Average per-frame GFLOPs of the whole video network, measured on held-out pairs
+        (gated ops counted at the density they had on them)."""
+        n = min(16, len(pairs.pairs))
+        b = pairs.batch(np.arange(n))
+        state = key_state(self.net, b)
+        step = count_flops(lambda: self.net.step_head(deep_features(self.net, b, state))).gflops
+        step /= n
+        static = self.meta["static_gflops"]
+        key, nonkey = static, step
+        if self.net.fast is not None:
+            fast = self.meta["fast_gflops"][self.genotype.beta]
+            proj = count_flops(self.net.fast.proj, b["fast_key"][:1]).gflops
+            key, nonkey = static + fast + proj, step + fast
+        alpha = self.genotype.alpha
+        avg = (key + (alpha - 1) * nonkey) / alpha
+        return {
+            "gflops": avg,
+            "gflops_key": key,
+            "gflops_nonkey": nonkey,
+            "static_gflops": static,
+            "ratio_avg": avg / static,
+            "target_gflops": self.reward_cfg.target_ratio * static,
+        }
+
+    def run(self, report: Callable[[dict], None], save: Callable[[], None] | None = None) -> dict:
+        """Train in ``rounds`` slices, evaluating and reporting after each."""
+        t0 = time.time()
+        result: dict = {}
+        per_round = [self.cfg.steps // self.cfg.rounds] * self.cfg.rounds
+        per_round[-1] += self.cfg.steps - sum(per_round)
+        for i, n in enumerate(per_round):
+            loss = self.train_steps(n)
+            result = {
+                **self.evaluate(),
+                "loss": loss,
+                "steps": self.steps_done,
+                "round": i + 1,
+                "seconds": time.time() - t0,
+            }
+            if save is not None:
+                save()
+            report(result)
+        return result
+
+
+def save_child(net: VideoSegNet, path: Path) -> None:
+    save_weights(trained_state(net), path)

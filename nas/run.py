@@ -1,0 +1,272 @@
+"""Running one search: data -> teacher -> cache -> Ray Tune children -> records and summary."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from nas.budget import parse_budget
+from nas.checkpoint import read_json, write_json
+from nas.config import SearchConfig
+from nas.records import RunLog
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
+    """Teacher and caches for ``config`` in ``out`` (built, resumed or reused)."""
+    from nas.cache import ensure_cache
+    from nas.data import load_clips, num_classes
+    from nas.models.config import NetConfig
+    from nas.teacher import TeacherConfig, ensure_teacher
+
+    size = config.resolved_resolution()
+    fingerprint = {
+        "dataset": config.dataset,
+        "size": list(size),
+        "clip_len": config.clip_len,
+        "root": str(Path(config.data_root).resolve()) if config.data_root else None,
+    }
+    t0 = time.time()
+    clips = {
+        split: load_clips(
+            config.dataset, config.data_root, split, config.clip_len, size, max_clips=n
+        )
+        for split, n in (("train", config.train_clips), ("val", config.val_clips))
+    }
+    for split, got in clips.items():
+        if not got:
+            raise ValueError(
+                f"{config.dataset} {split} split gave no clip of "
+                f"{config.clip_len} frames: lower clip_len or check --data-root"
+            )
+    k = num_classes(config.dataset, config.data_root)
+    _log(
+        f"[data] {config.dataset}: {len(clips['train'])} train and {len(clips['val'])} val "
+        f"clips of {config.clip_len} frames at {size[0]}x{size[1]}, {k} classes "
+        f"({time.time() - t0:.0f} s)"
+    )
+    net = NetConfig(
+        width_mult=config.resolved_width_mult(), output_stride=config.resolved_output_stride()
+    )
+    t0 = time.time()
+    ensure_teacher(
+        out / "teacher",
+        clips["train"],
+        k,
+        fingerprint,
+        net,
+        TeacherConfig(steps=config.teacher_steps, fast_steps=config.fast_steps),
+        config.seed,
+        config.teacher,
+        config.pretrained_backbone,
+        log=_log,
+    )
+    teacher_seconds = time.time() - t0
+    t0 = time.time()
+    caches = {
+        split: ensure_cache(
+            out / "cache" / split,
+            out / "teacher",
+            clips[split],
+            {**fingerprint, "split": split},
+            log=_log,
+        )
+        for split in ("train", "val")
+    }
+    return {
+        "teacher_seconds": teacher_seconds,
+        "cache_seconds": time.time() - t0,
+        "static_gflops": caches["train"].meta["static_gflops"],
+    }
+
+
+def _start_ray(config: SearchConfig) -> tuple[Any, bool]:
+    from nas.search import local_ray_env, short_temp_dir
+
+    local_ray_env()
+    import ray
+
+    if config.address:
+        ray.init(address=config.address, log_to_driver=False)
+        return ray, False
+    if ray.is_initialized():  # a session the caller started (tests, notebooks): reuse it
+        return ray, False
+    if config.dashboard_host not in ("127.0.0.1", "localhost"):
+        _log(
+            f"WARNING: the Ray dashboard will listen on {config.dashboard_host}: it has no "
+            "authentication, anyone who reaches that address can control this cluster"
+        )
+    ray.init(
+        num_cpus=config.workers or os.cpu_count(),
+        include_dashboard=config.dashboard,
+        dashboard_host=config.dashboard_host,
+        _temp_dir=short_temp_dir(),
+        object_store_memory=256 * 2**20,
+        log_to_driver=False,
+    )
+    return ray, True
+
+
+def run_search(config: SearchConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) the search ``config`` in run folder ``out``; return the summary."""
+    budget = parse_budget(config.budget)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "search.json", config.to_dict())
+    prep = prepare(config, out)
+    ray, started_here = _start_ray(config)
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from controllers import make_controller
+    from controllers.memo import MemoizedController
+    from nas.progress import ProgressLine
+    from nas.searcher import BudgetSearcher
+    from nas.trainable import child_trainable
+    from search_spaces.space import SearchSpace
+
+    ray_start = time.time()
+    try:
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        gpus_per_child = config.gpus_per_child or (1.0 if gpus else 0.0)
+        workers = config.workers or (
+            int(gpus / gpus_per_child) if gpus else int(resources.get("CPU", 1))
+        )
+        if budget.device == "gpu" and not gpus:
+            _log(
+                f"[search] no GPU in the cluster: the {budget.text} budget counts CPU-worker "
+                "seconds instead"
+            )
+        _log(f"[search] budget {budget.describe(workers)}")
+        url = (
+            ray.get_runtime_context().dashboard_url
+            if hasattr(ray.get_runtime_context(), "dashboard_url")
+            else None
+        )
+        url = (
+            url or getattr(ray.worker.global_worker.node, "webui_url", None)
+            if started_here
+            else url
+        )
+        if url:
+            _log(f"[search] Ray dashboard: http://{url}")
+        run_log = RunLog(out)
+        controller = MemoizedController(
+            make_controller(config.controller, SearchSpace(config.n_nodes), seed=config.seed)
+        )
+        state_path = out / "searcher.json"
+        searcher = BudgetSearcher(
+            controller,
+            run_log,
+            budget.seconds,
+            state_path,
+            config.controller,
+            config.seed,
+            config.max_children,
+            max_iterations=config.child_rounds,
+        )
+        if resume and state_path.is_file():
+            n = searcher.resume()
+            _log(
+                f"[search] resumed: {len(run_log.records)} children kept, {n} in flight "
+                f"rerun, {searcher.budget_left():.0f} device-seconds left"
+            )
+        if searcher.budget_left() <= 0:
+            _log("[search] the budget is spent already")
+        settings = {
+            "teacher_dir": str((out / "teacher").resolve()),
+            "train_cache": str((out / "cache" / "train").resolve()),
+            "val_cache": str((out / "cache" / "val").resolve()),
+            "children_dir": str((out / "children").resolve()),
+            "seed": config.seed,
+            "child": {
+                "steps": config.child_steps,
+                "rounds": config.child_rounds,
+                "batch_size": config.child_batch,
+                "lr": config.child_lr,
+            },
+            "reward": {"target_ratio": config.target_ratio, "exponent": config.cost_exponent},
+        }
+        (out / "children").mkdir(exist_ok=True)
+        scheduler = (
+            ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=config.child_rounds,
+                grace_period=1,
+                reduction_factor=2,
+            )
+            if config.scheduler == "asha"
+            else FIFOScheduler()
+        )
+        trainable = tune.with_resources(
+            tune.with_parameters(child_trainable, settings=settings),
+            {"cpu": 1, "gpu": gpus_per_child},
+        )
+        session = (
+            sum(1 for _ in (out / "ray_results").glob("session-*"))
+            if (out / "ray_results").is_dir()
+            else 0
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                metric="reward",
+                mode="max",
+                num_samples=-1,
+                max_concurrent_trials=workers,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                storage_path=str((out / "ray_results").resolve()),
+                name=f"session-{session}",
+                verbose=0,
+                callbacks=[ProgressLine(run_log, searcher, budget.seconds)],
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+        n_before = len(run_log.records)
+        if searcher.budget_left() > 0:
+            tuner.fit()
+        sys.stdout.write("\n")
+        new = run_log.records[n_before:]
+        span = (searcher.last_end or time.time()) - ray_start
+        busy = sum(r.get("device_seconds") or 0 for r in new) / max(workers * span, 1e-9)
+        summary = {
+            "children": len(run_log.records),
+            "children_this_session": len(new),
+            "failed": sum(r["status"] == "failed" for r in run_log.records),
+            "best": run_log.best(),
+            "spent_device_seconds": run_log.spent_seconds(),
+            "budget_device_seconds": budget.seconds,
+            "workers": workers,
+            "busy_share": busy if new else None,
+            "wall_seconds_children": span,
+            **prep,
+            "config": asdict(config),
+        }
+        write_json(out / "summary.json", summary)
+        if run_log.records:
+            run_log.plot()
+        run_log.close()
+        _log(
+            f"[search] {len(new)} children this session in {span:.0f} s on {workers} "
+            f"workers: busy share {busy:.2f}; teacher {prep['teacher_seconds']:.0f} s and "
+            f"cache {prep['cache_seconds']:.0f} s before that"
+        )
+        return summary
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def load_summary(out: Path) -> dict[str, Any]:
+    return read_json(out / "summary.json")

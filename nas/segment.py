@@ -1,0 +1,190 @@
+"""`python -m nas.segment`: run an exported video network on a video, write an overlay.
+
+    python -m nas.segment clip.mp4 --cell runs/rt/cell/cell.json [--weights W.safetensors]
+        [--out overlay.mp4] [--masks DIR] [--resolution HxW] [--max-frames N]
+
+VIDEO is a file OpenCV decodes or a folder of frames (png/jpg/bmp, sorted by name). Frames run
+one by one through StreamingSegmenter (the slow pathway on every alpha-th frame, the fast
+pathway and the cell on the others) at ``--resolution`` (default: the resolution the cell was
+trained at, else the video's own); predictions are resized back to the frame size. It prints
+the network's frames per second and the share of key frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from nas.cellfile import build_from_cell
+from nas.models.video import StreamingSegmenter
+from nas.retrain import parse_size, to_tensor
+from nas.train_utils import autocast, pick_device
+from search_spaces.genotype import GenotypeError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class VideoReadError(ValueError):
+    """A video OpenCV cannot decode, or a folder without frames."""
+
+
+def palette(num_classes: int) -> np.ndarray:
+    """Fixed RGB colours, one per class (the PASCAL VOC bit-interleaving palette)."""
+    colours = np.zeros((max(num_classes, 1), 3), np.uint8)
+    for c in range(len(colours)):
+        value, shift = c + 1, 7  # +1: class 0 gets a colour too (it is a class, e.g. Sky)
+        while value:
+            for channel in range(3):
+                colours[c, channel] |= ((value >> channel) & 1) << shift
+            value >>= 3
+            shift -= 1
+    return colours
+
+
+def blend(frame: np.ndarray, mask: np.ndarray, colours: np.ndarray, weight: float = 0.5):
+    """The class colours laid over an RGB frame (uint8 H x W x 3)."""
+    mixed = (1 - weight) * frame + weight * colours[mask]
+    return mixed.round().astype(np.uint8)
+
+
+def read_frames(source: Path, max_frames: int | None) -> tuple[Iterator[np.ndarray], float]:
+    """RGB uint8 frames of a video file or a folder of images, and the frame rate."""
+    if not source.exists():
+        raise VideoReadError(f"video {source} does not exist")
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise VideoReadError(f"folder {source} holds no {'/'.join(IMAGE_SUFFIXES)} frames")
+        return _folder_frames(files[:max_frames]), 25.0
+    capture = cv2.VideoCapture(str(source))
+    ok, first = capture.read() if capture.isOpened() else (False, None)
+    if not ok:
+        capture.release()
+        raise VideoReadError(
+            f"OpenCV cannot decode {source} as a video (nor is it a folder of frames)"
+        )
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    return _video_frames(capture, first, max_frames), fps
+
+
+def _folder_frames(files: list[Path]) -> Iterator[np.ndarray]:
+    for path in files:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise VideoReadError(f"cannot read frame {path}")
+        yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _video_frames(
+    capture: cv2.VideoCapture, first: np.ndarray, max_frames: int | None
+) -> Iterator[np.ndarray]:
+    frame, count = first, 0
+    try:
+        while frame is not None and (max_frames is None or count < max_frames):
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            count += 1
+            ok, frame = capture.read()
+            frame = frame if ok else None
+    finally:
+        capture.release()
+
+
+def segment(args: argparse.Namespace) -> dict:
+    """Run the network over the video; write what was asked; return the figures."""
+    net, data = build_from_cell(args.cell, args.weights)
+    device = pick_device(args.device)
+    net = net.to(device)
+    colours = palette(net.slow.num_classes)
+    size = args.resolution or (tuple(data["resolution"]) if data.get("resolution") else None)
+    frames, fps = read_frames(args.video, args.max_frames)
+    stream = StreamingSegmenter(net)
+    writer, count, keys, seconds = None, 0, 0, 0.0
+    if args.masks:
+        args.masks.mkdir(parents=True, exist_ok=True)
+    try:
+        for frame in frames:
+            h, w = frame.shape[:2]
+            small = (
+                frame
+                if size is None
+                else cv2.resize(frame, size[::-1], interpolation=cv2.INTER_AREA)
+            )
+            keys += stream.is_key()
+            start = time.perf_counter()
+            with torch.no_grad(), autocast(device):
+                logits = stream(to_tensor(small, device)[None])
+            mask = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+            seconds += time.perf_counter() - start
+            if mask.shape != (h, w):
+                mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+            if args.out:
+                if writer is None:
+                    writer = open_writer(args.out, fps, (w, h))
+                writer.write(cv2.cvtColor(blend(frame, mask, colours), cv2.COLOR_RGB2BGR))
+            if args.masks:
+                cv2.imwrite(str(args.masks / f"{count:05d}.png"), mask)
+            count += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    return {
+        "frames": count,
+        "key_frames": keys,
+        "alpha": net.alpha,
+        "seconds": seconds,
+        "fps": count / seconds if seconds else float("nan"),
+    }
+
+
+def open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise VideoReadError(f"OpenCV cannot write an mp4v video to {path}")
+    return writer
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m nas.segment",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("video", type=Path, help="video file or folder of frames")
+    p.add_argument("--cell", required=True, type=Path, help="exported cell.json")
+    p.add_argument("--weights", type=Path, help="default: weights.safetensors beside the cell")
+    p.add_argument("--out", type=Path, help="overlay video to write (.mp4, mp4v codec)")
+    p.add_argument("--masks", type=Path, help="folder for class-index PNG masks")
+    p.add_argument("--resolution", type=parse_size, help="HxW the network runs at")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    args = p.parse_args(argv)
+    try:
+        result = segment(args)
+    except (GenotypeError, VideoReadError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result["frames"] == 0:
+        print(f"error: {args.video} yielded no frame", file=sys.stderr)
+        return 2
+    share = result["key_frames"] / result["frames"]
+    print(
+        f"{result['frames']} frames in {result['seconds']:.2f} s of network time: "
+        f"{result['fps']:.1f} frames per second; key frames {result['key_frames']} "
+        f"({share:.0%}, alpha {result['alpha']})"
+    )
+    for what, path in (("overlay", args.out), ("masks", args.masks)):
+        if path:
+            print(f"{what}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The teacher: the per-frame network, trained once per dataset (or loaded) and frozen, plus
+one fast encoder per beta distilled to its deep features.
+
+Why distilled fast encoders: a child then never runs a backbone (its fast features come from
+the cache too), which is what makes a child cost seconds. Training resumes from
+``<dir>/train_state.pt`` after an interruption; a teacher made for other data or settings
+(its ``key`` differs) is retrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.checkpoint import (
+    load_training_state,
+    load_weights,
+    read_json,
+    save_training_state,
+    save_weights,
+    write_json,
+)
+from nas.data.clip import IGNORE_INDEX, Clip
+from nas.models.backbone import load_pretrained
+from nas.models.config import NetConfig
+from nas.models.fast_encoder import FastEncoder
+from nas.models.static import StaticSegNet
+from search_spaces.genotype import BETAS
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """How the teacher and the fast encoders are trained."""
+
+    steps: int = 600
+    """Optimiser steps of the static network."""
+    fast_steps: int = 250
+    """Distillation steps of each fast encoder (one per beta)."""
+    batch_size: int = 8
+    """Frames per step."""
+    lr: float = 2e-3
+    """AdamW peak learning rate (cosine decay)."""
+    checkpoint_every: int = 50
+    """Steps between resumable checkpoints."""
+
+
+def fast_encoder_file(beta: str) -> str:
+    return f"fast_{beta.replace('/', '_')}.safetensors"
+
+
+class FastDistilled(nn.Module):
+    """A fast encoder with the 1x1 projection to the slow-state width (FastPathway's names)."""
+
+    def __init__(self, beta: str, config: NetConfig):
+        super().__init__()
+        self.encoder = FastEncoder(float(_fraction(beta)), config.output_stride)
+        c = config.deep_channels
+        self.proj = nn.Sequential(
+            nn.Conv2d(self.encoder.out_channels, c, 1, bias=False), nn.BatchNorm2d(c)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.encoder(x))
+
+
+def _key(beta: str) -> str:
+    return beta.replace("/", "_")
+
+
+def _fraction(text: str) -> float:
+    num, den = text.split("/")
+    return int(num) / int(den)
+
+
+def teacher_key(
+    data_fingerprint: dict, net: NetConfig, cfg: TeacherConfig, seed: int, pretrained: str | None
+) -> str:
+    """What the teacher depends on, hashed: a change means a different teacher."""
+    blob = json.dumps(
+        [data_fingerprint, net.to_dict(), asdict(cfg), seed, pretrained], sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class FrameSampler:
+    """Random labelled frames of the training clips as float batches in [0, 1]."""
+
+    def __init__(self, clips: Sequence[Clip], seed: int):
+        self.clips = clips
+        self.index = [(c, t) for c, clip in enumerate(clips) for t in np.flatnonzero(clip.labelled)]
+        if not self.index:
+            raise ValueError("no labelled frame in the training clips: nothing to train on")
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = self.rng.integers(len(self.index), size=size)
+        frames, labels = [], []
+        for i in picks:
+            c, t = self.index[i]
+            frame, label = self.clips[c].frames[t], self.clips[c].labels[t]
+            if self.rng.random() < 0.5:  # horizontal flip
+                frame, label = frame[:, ::-1], label[:, ::-1]
+            frames.append(np.ascontiguousarray(frame))
+            labels.append(np.ascontiguousarray(label))
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+        return x, torch.from_numpy(np.stack(labels)).long()
+
+
+def _cosine_lr(step: int, total: int, peak: float) -> float:
+    warm = max(1, total // 20)
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * peak * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def _train_loop(
+    name: str,
+    model: nn.Module,
+    loss_fn: Callable,
+    sampler: FrameSampler,
+    steps: int,
+    cfg: TeacherConfig,
+    state_path: Path,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> None:
+    """Adam steps with cosine decay; resumable from ``state_path`` (same ``name``)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    start = 0
+    if state_path.is_file():
+        state = load_training_state(state_path)
+        if state.get("phase") == name:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sampler.rng = np.random.default_rng(state["rng_seed"])
+            start = int(state["step"])
+            log(f"[teacher] {name}: resuming at step {start}/{steps}")
+    model.train()
+    t0, running = time.time(), None
+    for step in range(start, steps):
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(step, steps, cfg.lr)
+        x, y = sampler.batch(cfg.batch_size)
+        loss = loss_fn(model, x.to(device), y.to(device))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{name} diverged at step {step} (loss {float(loss)}): lower --teacher-lr"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = float(loss.detach())
+        running = value if running is None else 0.9 * running + 0.1 * value
+        done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == steps:
+            save_training_state(
+                state_path,
+                {
+                    "phase": name,
+                    "step": done,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "rng_seed": int(sampler.rng.integers(2**31)),
+                },
+            )
+            sampler.rng = np.random.default_rng(load_training_state(state_path)["rng_seed"])
+            log(
+                f"[teacher] {name}: step {done}/{steps} loss {running:.4f} "
+                f"({time.time() - t0:.0f} s)"
+            )
+
+
+def ensure_teacher(
+    out_dir: Path,
+    train_clips: Sequence[Clip],
+    num_classes: int,
+    data_fingerprint: dict,
+    net: NetConfig = NetConfig(),
+    cfg: TeacherConfig = TeacherConfig(),
+    seed: int = 0,
+    teacher_file: str | None = None,
+    pretrained_backbone: str | None = None,
+    device: torch.device | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train (or load) the teacher and the fast encoders into ``out_dir``; return its meta.
+
+    ``teacher_file``: a StaticSegNet safetensors file to use instead of training one.
+    """
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = str(Path(teacher_file).resolve()) if teacher_file else None
+    key = teacher_key(data_fingerprint, net, cfg, seed, source or pretrained_backbone)
+    meta_path = out_dir / "teacher.json"
+    meta = read_json(meta_path) if meta_path.is_file() else {}
+    if meta.get("key") != key:
+        if meta:
+            log(f"[teacher] {out_dir} holds a teacher for other data or settings: retraining")
+        for stale in out_dir.glob("*"):
+            stale.unlink()
+        meta = {
+            "key": key,
+            "num_classes": num_classes,
+            "net": net.to_dict(),
+            "data": data_fingerprint,
+            "config": asdict(cfg),
+            "seed": seed,
+            "fast_done": [],
+            "seconds": {},
+        }
+        write_json(meta_path, meta)
+    torch.manual_seed(seed)
+    teacher = StaticSegNet(num_classes, net).to(device)
+    state_path = out_dir / "train_state.pt"
+    if not meta.get("static_done"):
+        t0 = time.time()
+        if source:
+            teacher.load_state_dict(load_weights(source))
+            log(f"[teacher] loaded {source}")
+        else:
+            if pretrained_backbone:
+                load_pretrained(teacher.backbone, pretrained_backbone)
+            sampler = FrameSampler(train_clips, seed)
+            ce = lambda m, x, y: F.cross_entropy(m(x), y, ignore_index=IGNORE_INDEX)
+            _train_loop("static", teacher, ce, sampler, cfg.steps, cfg, state_path, device, log)
+        save_weights(teacher, out_dir / "teacher.safetensors")
+        meta.update(static_done=True, source=source or "trained")
+        meta["seconds"]["static"] = round(time.time() - t0, 1)
+        write_json(meta_path, meta)
+    teacher.load_state_dict(load_weights(out_dir / "teacher.safetensors"))
+    teacher.eval().requires_grad_(False)
+
+    if not meta.get("fast_done"):
+        t0 = time.time()
+        torch.manual_seed(seed + 1)
+        students = nn.ModuleDict({_key(b): FastDistilled(b, net) for b in BETAS}).to(device)
+
+        def distill(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                target = teacher.deep_features(x)  # one teacher pass serves every beta
+            xn = teacher.normalize(x)
+            return sum(F.mse_loss(student(xn), target) for student in m.values())
+
+        sampler = FrameSampler(train_clips, seed + 1)
+        _train_loop(
+            "fast encoders",
+            students,
+            distill,
+            sampler,
+            cfg.fast_steps,
+            cfg,
+            state_path,
+            device,
+            log,
+        )
+        for beta in BETAS:
+            save_weights(students[_key(beta)], out_dir / fast_encoder_file(beta))
+        meta["fast_done"] = list(BETAS)
+        meta["seconds"]["fast encoders"] = round(time.time() - t0, 1)
+        write_json(meta_path, meta)
+    state_path.unlink(missing_ok=True)
+    return meta
+
+
+def load_teacher(out_dir: Path) -> tuple[StaticSegNet, dict]:
+    """The frozen teacher of ``out_dir`` and its meta."""
+    meta = read_json(out_dir / "teacher.json")
+    teacher = StaticSegNet(meta["num_classes"], NetConfig(**meta["net"]))
+    teacher.load_state_dict(load_weights(out_dir / "teacher.safetensors"))
+    return teacher.eval().requires_grad_(False), meta
+
+
+def load_fast(out_dir: Path, beta: str, net: NetConfig) -> FastDistilled:
+    fast = FastDistilled(beta, net)
+    fast.load_state_dict(load_weights(out_dir / fast_encoder_file(beta)))
+    return fast.eval().requires_grad_(False)

@@ -1,0 +1,72 @@
+"""Shared fixtures: one Ray session for the whole test run, one tiny prepared search."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.1 only
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+
+
+def tiny_search_config(**overrides):
+    from nas.config import SearchConfig
+
+    base = dict(
+        budget="2cpu-minutes",
+        resolution=(32, 48),
+        clip_len=9,
+        train_clips=6,
+        val_clips=3,
+        teacher_steps=20,
+        fast_steps=8,
+        child_steps=12,
+        child_rounds=2,
+        child_batch=4,
+        workers=2,
+        dashboard=False,
+        max_children=6,
+    )
+    base.update(overrides)
+    return SearchConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray session shared by the tests that need it (ray.init costs ~8 s)."""
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="ray-t", dir="/tmp")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=tmp,
+        log_to_driver=False,
+        object_store_memory=128 * 2**20,
+    )
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prepared_run(tmp_path_factory) -> Path:
+    """A run folder holding a tiny teacher and caches; copy it to start a search fast."""
+    from nas.run import prepare
+
+    out = tmp_path_factory.mktemp("prepared")
+    prepare(tiny_search_config(), out)
+    return out
+
+
+@pytest.fixture
+def fresh_run(prepared_run, tmp_path) -> Path:
+    out = tmp_path / "run"
+    out.mkdir()
+    for part in ("teacher", "cache"):
+        shutil.copytree(prepared_run / part, out / part)
+    return out

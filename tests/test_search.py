@@ -1,0 +1,165 @@
+"""The search as users run it: CLI errors, a search on Ray, export, kill -9 and resume."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.cellfile import build_from_cell
+from nas.records import read_records
+from nas.run import run_search
+from nas.search import main
+from tests.conftest import tiny_search_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--budget", "2 days"], "cannot read budget"),
+        (["--budget", "5tpu-hours"], "cannot read budget"),
+        (["--dataset", "camvid"], "needs --data-root"),
+        (["--dataset", "davis", "--data-root", "/nonexistent/davis"], "does not exist"),
+        (["--teacher", "/nonexistent/t.safetensors"], "does not exist"),
+        (["--resume", "--out", "/nonexistent/run"], "search.json"),
+    ],
+)
+def test_bad_input_fails_before_anything_starts(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "x")] if "--out" not in argv else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_dataset_is_refused_by_the_cli(capsys):
+    with pytest.raises(SystemExit):
+        main(["--dataset", "kitti"])
+    assert "synthetic" in capsys.readouterr().err
+
+
+def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
+    config = tiny_search_config(max_children=5, controller="ppo")
+    summary = run_search(config, fresh_run)
+    records = read_records(fresh_run / "trials.jsonl")
+    assert summary["children"] == len(records) == 5
+    for key in (
+        "trial_id",
+        "controller",
+        "genotype",
+        "tokens",
+        "log_probs",
+        "status",
+        "reward",
+        "quality",
+        "gflops",
+        "steps",
+        "device_seconds",
+        "node_id",
+        "seed",
+        "space_version",
+    ):
+        assert all(key in r for r in records), key
+    assert len({r["proposal_id"] for r in records}) == 5
+    assert all(r["status"] in ("ok", "stopped-early", "failed") for r in records)
+    ok = [r for r in records if r["status"] == "ok"]
+    assert ok and all(0 <= r["quality"] <= 1 and r["gflops"] > 0 for r in ok)
+    assert (fresh_run / "progress.png").stat().st_size > 1000
+    assert any((fresh_run / "tb").iterdir())
+    saved = json.loads((fresh_run / "searcher.json").read_text())
+    assert saved["controller"]["inner"]["n_told"] >= 5 or saved["n_suggested"] >= 5
+
+    from nas.export import main as export_main
+
+    assert export_main([str(fresh_run), "--top", "2"]) == 0
+    folders = sorted((fresh_run / "export").iterdir())
+    assert len(folders) == 2
+    for name in ("cell.json", "weights.safetensors", "key_step.pt", "step.pt"):
+        assert (folders[0] / name).is_file()
+    net, data = build_from_cell(folders[0] / "cell.json")
+    assert data["metrics"]["reward"] == max(r["reward"] for r in ok)
+    scripted = torch.jit.load(str(folders[0] / "key_step.pt"))
+    frame = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(frame)[0], net.key_step(frame)[0])
+
+
+def test_a_diverging_child_is_recorded_as_failed_and_the_search_goes_on(ray_session, fresh_run):
+    config = tiny_search_config(max_children=3, child_lr=1e30, controller="random")
+    summary = run_search(config, fresh_run)
+    records = read_records(fresh_run / "trials.jsonl")
+    assert summary["children"] == 3
+    assert all(r["status"] == "failed" and r["reward"] is None for r in records)
+    assert all("diverged" in (r["error"] or "") or "loss" in (r["error"] or "") for r in records)
+
+
+def _kill_tree(marker: str) -> None:
+    """Kill every process whose command line names ``marker`` (Ray's leftovers)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore")
+        except OSError:
+            continue
+        if marker in cmd:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
+    ray_session, fresh_run, tmp_path
+):
+    config = tiny_search_config(max_children=6, child_steps=60, controller="random")
+    (fresh_run / "search.json").write_text(json.dumps(config.to_dict()))
+    ray_tmp = tmp_path / "raytmp"
+    ray_tmp.mkdir()
+    env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.search", "--resume", "--out", str(fresh_run)],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    in_flight: set[str] = set()
+    try:
+        while time.time() < deadline:
+            time.sleep(0.5)
+            done = read_records(fresh_run / "trials.jsonl")
+            try:
+                state = json.loads((fresh_run / "searcher.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            in_flight = {p["id"] for p in state["proposals"].values()}
+            if done and in_flight - {r["proposal_id"] for r in done}:
+                break
+            assert proc.poll() is None, "the search ended before it could be killed"
+        else:
+            pytest.fail("no child finished while another ran")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _kill_tree(str(ray_tmp))
+    before = read_records(fresh_run / "trials.jsonl")
+    in_flight -= {r["proposal_id"] for r in before}
+    assert before and in_flight
+
+    summary = run_search(config, fresh_run, resume=True)
+    after = read_records(fresh_run / "trials.jsonl")
+    ids = [r["proposal_id"] for r in after]
+    assert after[: len(before)] == before  # nothing finished was lost or rewritten
+    assert len(ids) == len(set(ids))  # no trial twice
+    assert in_flight <= set(ids)  # the killed children ran again
+    assert summary["children"] == len(after) == 6  # and no more than the run allows
