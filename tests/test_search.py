@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -121,16 +123,16 @@ def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
 ):
     config = tiny_search_config(max_children=6, child_steps=60, controller="random")
     (fresh_run / "search.json").write_text(json.dumps(config.to_dict()))
-    ray_tmp = tmp_path / "raytmp"
-    ray_tmp.mkdir()
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))  # Ray's socket paths are short
     env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
+    log = open(tmp_path / "search.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "nas.search", "--resume", "--out", str(fresh_run)],
         cwd=ROOT,
         env=env,
         start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.time() + 240
     in_flight: set[str] = set()
@@ -145,13 +147,21 @@ def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
             in_flight = {p["id"] for p in state["proposals"].values()}
             if done and in_flight - {r["proposal_id"] for r in done}:
                 break
-            assert proc.poll() is None, "the search ended before it could be killed"
+            assert proc.poll() is None, (
+                "the search ended before it could be killed:\n"
+                + (tmp_path / "search.log").read_text()[-3000:]
+            )
         else:
-            pytest.fail("no child finished while another ran")
+            pytest.fail(
+                "no child finished while another ran:\n"
+                + (tmp_path / "search.log").read_text()[-3000:]
+            )
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        log.close()
         _kill_tree(str(ray_tmp))
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     before = read_records(fresh_run / "trials.jsonl")
     in_flight -= {r["proposal_id"] for r in before}
     assert before and in_flight
@@ -163,3 +173,24 @@ def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
     assert len(ids) == len(set(ids))  # no trial twice
     assert in_flight <= set(ids)  # the killed children ran again
     assert summary["children"] == len(after) == 6  # and no more than the run allows
+
+
+def test_search_joins_a_two_node_cluster_and_runs_children_on_both(fresh_run):
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.cluster_search", str(fresh_run), str(ray_tmp)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+    finally:
+        _kill_tree(str(ray_tmp))
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    records = read_records(fresh_run / "trials.jsonl")
+    assert len(records) == 4
+    assert len({r["node_id"] for r in records}) == 2  # children ran on both nodes
