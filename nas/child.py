@@ -157,11 +157,13 @@ class ChildRun:
         cfg: ChildConfig = ChildConfig(),
         reward_cfg: RewardConfig = RewardConfig(),
         seed: int = 0,
+        device: torch.device | str = "cpu",
     ):
         self.genotype, self.cfg, self.reward_cfg = genotype, cfg, reward_cfg
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
-        self.net = build_child(genotype, teacher_dir, train.meta)
+        self.device = torch.device(device)
+        self.net = build_child(genotype, teacher_dir, train.meta).to(self.device)
         beta = genotype.beta if self.net.fast is not None else None
         self.train_pairs = PairSampler(train, genotype.alpha, beta)
         self.val_pairs = PairSampler(val, genotype.alpha, beta)
@@ -172,6 +174,9 @@ class ChildRun:
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr) if self.params else None
         self.steps_done = 0
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def train_steps(self, n: int) -> float:
         self.net.train()
@@ -186,7 +191,7 @@ class ChildRun:
             for group in self.opt.param_groups:
                 group["lr"] = lr
             rows = self.rng.integers(len(self.train_pairs.pairs), size=self.cfg.batch_size)
-            b = self.train_pairs.batch(rows)
+            b = self._to_device(self.train_pairs.batch(rows))
             d_hat = deep_features(self.net, b)
             logits = F.interpolate(
                 self.net.step_head(d_hat),
@@ -203,7 +208,7 @@ class ChildRun:
             torch.nn.utils.clip_grad_norm_(self.params, 5.0)
             self.opt.step()
             self.steps_done += 1
-            loss_value = float(loss)
+            loss_value = float(loss.detach())
         return loss_value
 
     @torch.no_grad()
@@ -215,7 +220,7 @@ class ChildRun:
         pairs = self.val_pairs
         densities = []
         for start in range(0, len(pairs.pairs), 64):
-            b = pairs.batch(np.arange(start, min(start + 64, len(pairs.pairs))))
+            b = self._to_device(pairs.batch(np.arange(start, min(start + 64, len(pairs.pairs)))))
             labelled = b["labelled"].bool()
             if not labelled.any():
                 continue
@@ -246,7 +251,7 @@ class ChildRun:
         """Average per-frame GFLOPs of the whole video network, measured on held-out pairs
         (gated ops counted at the density they had on them)."""
         n = min(16, len(pairs.pairs))
-        b = pairs.batch(np.arange(n))
+        b = self._to_device(pairs.batch(np.arange(n)))
         state = key_state(self.net, b)
         step = count_flops(lambda: self.net.step_head(deep_features(self.net, b, state))).gflops
         step /= n

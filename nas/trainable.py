@@ -68,6 +68,7 @@ def child_trainable(config: dict[str, Any], settings: dict[str, Any]) -> None:
             ChildConfig(**settings["child"]),
             RewardConfig(**settings["reward"]),
             seed=settings["seed"] + int(config["proposal_id"].rsplit("-", 1)[-1]),
+            device=device,
         )
         out = Path(settings["children_dir"]) / f"{config['proposal_id']}.safetensors"
 

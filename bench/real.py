@@ -1,0 +1,274 @@
+"""Real data: the static network, the copy baseline and the video network of one cell, at
+alpha 2 and 4, on CamVid (train -> val) and DAVIS-2016 (each sequence split in time: the first
+70% of its frames train, the last 30% are evaluated, semi-supervised from their first frame).
+
+    python -m bench.real [--data-root ../shared/data] [--cell docs/cell.json] [--json FILE]
+
+Quality is scored on non-key frames only (mIoU for CamVid, J&F for DAVIS), next to all frames,
+with per-frame GFLOPs and their ratio to the static network. It trains with nas.retrain's own
+code (teacher, video training, evaluation), at reduced resolution and short schedules sized for
+about 40 minutes of a 2-core CPU: no ImageNet weights, so every network learns from scratch on
+a few hundred frames. Issue #5's target (DAVIS, alpha 2): video non-key quality >= 95% of
+static on the same frames and above copy, at <= 61% of static per-frame GFLOPs. Runs resume
+(teacher and video training) when re-run with the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from nas.data import load_clips, num_classes
+from nas.data.clip import Clip
+from nas.models.config import NetConfig
+from nas.retrain import (
+    RetrainConfig,
+    build_report,
+    build_video_net,
+    evaluate_networks,
+    fingerprint,
+    metric_of,
+    parse_size,
+    per_frame_gflops,
+    run_identity,
+    train_video,
+)
+from nas.teacher import TeacherConfig, ensure_teacher
+from nas.train_utils import ResumeError, WindowSampler, pick_device
+from search_spaces.genotype import Genotype, GenotypeError
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = {"dataset": "davis", "alpha": 2, "quality_vs_static": 0.95, "gflops_ratio": 0.61}
+
+
+def split_in_time(clip: Clip, share: float) -> tuple[Clip, Clip]:
+    """The first ``share`` of a sequence's frames and the rest, as two clips."""
+    cut = round(len(clip) * share)
+
+    def part(s: slice, name: str) -> Clip:
+        return Clip(
+            clip.frames[s],
+            clip.labels[s],
+            clip.labelled[s],
+            clip.dataset,
+            f"{clip.sequence}[{name}]",
+            clip.frame_ids[s],
+            clip.num_classes,
+        )
+
+    return part(slice(0, cut), "train"), part(slice(cut, None), "eval")
+
+
+def load(dataset: str, root: Path, size: tuple[int, int]) -> tuple[list[Clip], list[Clip]]:
+    if dataset == "camvid":
+        return (
+            load_clips("camvid", root, "train", size=size),
+            load_clips("camvid", root, "val", size=size),
+        )
+    parts = [split_in_time(c, 0.7) for c in load_clips("davis", root, "train", size=size)]
+    return [p[0] for p in parts], [p[1] for p in parts]
+
+
+def bench_dataset(
+    dataset: str,
+    root: Path,
+    size: tuple[int, int],
+    genotype: Genotype,
+    args: argparse.Namespace,
+    out: Path,
+    log,
+) -> dict:
+    """Teacher once, then per alpha: train the video network, score the three networks."""
+    device = pick_device(args.device)
+    train, val = load(dataset, root, size)
+    k = num_classes(dataset, root)
+    data = fingerprint(dataset, root, "train" if dataset == "camvid" else "first 70%", train)
+    log(
+        f"[bench] {dataset}: {len(train)} training clips ({data['frames']} frames), "
+        f"{sum(len(c) for c in val)} evaluation frames in {len(val)} clips, {size[0]}x{size[1]}"
+    )
+    net_cfg = NetConfig(width_mult=args.width_mult, deep_channels=args.deep_channels)
+    teacher_cfg = TeacherConfig(steps=args.teacher_steps, fast_steps=args.fast_steps)
+    t0 = time.time()
+    meta = ensure_teacher(
+        out / "teacher", train, k, data, net_cfg, teacher_cfg, args.seed, device=device, log=log
+    )
+    results = {"teacher_seconds": round(time.time() - t0, 1), "alphas": {}}
+    for alpha in args.alphas:
+        t0 = time.time()
+        cell = replace(genotype, alpha=alpha)
+        cfg = RetrainConfig(
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            batch_size=max(1, args.frames_per_step // alpha),
+            clip_len=alpha,
+            lr=args.lr,
+            online_steps=args.online_steps,
+            seed=args.seed,
+        )
+        torch.manual_seed(cfg.seed)
+        net = build_video_net(cell, out / "teacher", meta).to(device)
+        sampler = WindowSampler(train, cfg.clip_len, size, cfg.scale)
+        identity = run_identity(cell, data, meta["key"], cfg)
+        history = train_video(
+            net, sampler, cfg, out / f"alpha{alpha}", device, identity, resume=True, log=log
+        )
+        metric = metric_of(dataset)
+        quality = evaluate_networks(net, val, metric, cfg, device, log)
+        gflops = per_frame_gflops(net, val, device)
+        results["alphas"][alpha] = build_report(
+            quality, gflops, metric, loss=history[-1], seconds=round(time.time() - t0, 1)
+        )
+    return results
+
+
+def table(results: dict) -> str:
+    head = (
+        f"{'dataset':<8} {'alpha':>5} {'network':<7} {'non-key':>8} {'vs static':>9} "
+        f"{'all':>7} {'GFLOPs':>8} {'vs static':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for dataset, res in results.items():
+        for alpha, rep in res["alphas"].items():
+            static = rep["networks"]["static"]["quality_nonkey"]
+            for name, row in rep["networks"].items():
+                q = row["quality_nonkey"]
+                rel = f"{q / static:.1%}" if q is not None and static else "n/a"
+                lines.append(
+                    f"{dataset:<8} {alpha:>5} {name:<7} {_f(q):>8} {rel:>9} "
+                    f"{_f(row['quality_all']):>7} {row['gflops_per_frame']:>8.3f} "
+                    f"{row['gflops_ratio']:>9.1%}"
+                )
+        lines.append(f"{'':<8} quality = {rep['metric']}; teacher {res['teacher_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def target_check(results: dict) -> dict | None:
+    """Issue #5's DAVIS alpha-2 target, measured."""
+    rep = results.get(TARGET["dataset"], {}).get("alphas", {}).get(TARGET["alpha"])
+    if rep is None:
+        return None
+    nets = rep["networks"]
+    video, static, copy = (nets[n]["quality_nonkey"] for n in ("video", "static", "copy"))
+    ratio = video / static if video is not None and static else None
+    return {
+        "video_vs_static": ratio,
+        "video_minus_copy": None if video is None or copy is None else video - copy,
+        "gflops_ratio": nets["video"]["gflops_ratio"],
+        "quality_met": ratio is not None and ratio >= TARGET["quality_vs_static"],
+        "beats_copy": video is not None and copy is not None and video > copy,
+        "gflops_met": nets["video"]["gflops_ratio"] <= TARGET["gflops_ratio"],
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.real",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=REPO.parent / "shared" / "data",
+        help="folder holding camvid/ and davis2016/",
+    )
+    p.add_argument(
+        "--cell",
+        type=Path,
+        default=REPO / "docs" / "cell.json",
+        help="the cell to bench (default: docs/cell.json, a stated reference)",
+    )
+    p.add_argument(
+        "--datasets", nargs="+", default=["camvid", "davis"], choices=["camvid", "davis"]
+    )
+    p.add_argument("--alphas", nargs="+", type=int, default=[2, 4])
+    p.add_argument("--camvid-size", type=parse_size, default=(180, 240))
+    p.add_argument("--davis-size", type=parse_size, default=(240, 427))
+    p.add_argument("--width-mult", type=float, default=1.0)
+    p.add_argument("--deep-channels", type=int, default=128)
+    p.add_argument("--teacher-steps", type=int, default=250)
+    p.add_argument("--fast-steps", type=int, default=60, help="per beta (three betas)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--steps-per-epoch", type=int, default=50)
+    p.add_argument("--frames-per-step", type=int, default=8, help="windows x alpha")
+    p.add_argument("--lr", type=float, default=RetrainConfig.lr)
+    p.add_argument("--online-steps", type=int, default=RetrainConfig.online_steps)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is fastest on a busy shared machine)",
+    )
+    p.add_argument("--device")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "real")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    log = lambda text: print(text, flush=True)
+    roots = {"camvid": args.data_root / "camvid", "davis": args.data_root / "davis2016"}
+    present = [d for d in args.datasets if roots[d].is_dir()]
+    if not present:
+        print(
+            f"skipped: no real data under {args.data_root} (expected camvid/ and/or "
+            "davis2016/; pass --data-root)"
+        )
+        return 0
+    for missing in sorted(set(args.datasets) - set(present)):
+        log(f"[bench] {missing}: {roots[missing]} absent, skipped")
+    torch.set_num_threads(args.threads)
+    sizes = {"camvid": args.camvid_size, "davis": args.davis_size}
+    start = time.time()
+    try:
+        genotype = Genotype.load(args.cell)
+        results = {
+            d: bench_dataset(d, roots[d], sizes[d], genotype, args, args.out / d, log)
+            for d in present
+        }
+    except (GenotypeError, ResumeError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    check = target_check(results)
+    print(
+        f"\ncell {args.cell} ({genotype.beta}, {genotype.fusion}); width {args.width_mult}; "
+        f"{time.time() - start:.0f} s in total\n{table(results)}"
+    )
+    if check is not None:
+        nan = float("nan")
+        vs_static, vs_copy = check["video_vs_static"], check["video_minus_copy"]
+        print(
+            f"target (DAVIS, alpha 2): video non-key "
+            f"{nan if vs_static is None else vs_static:.1%} of static (>= 95%: "
+            f"{check['quality_met']}), video - copy {nan if vs_copy is None else vs_copy:+.4f}"
+            f" (above copy: {check['beats_copy']}), GFLOPs {check['gflops_ratio']:.1%} of "
+            f"static (<= 61%: {check['gflops_met']})"
+        )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        payload = {
+            "settings": settings,
+            "results": results,
+            "target": check,
+            "seconds": round(time.time() - start, 1),
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

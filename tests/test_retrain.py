@@ -1,0 +1,256 @@
+"""nas.retrain end to end on tiny data: report, exported cell, resume, DAVIS path, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from nas.cellfile import build_from_cell
+from nas.checkpoint import load_weights, read_json
+from nas.models.config import NetConfig
+from nas.models.heads import upsample_logits
+from nas.models.video import VideoSegNet
+from nas.retrain import main, window_features
+from nas.train_utils import augment_window
+from search_spaces.genotype import Genotype
+
+CELL = Path(__file__).resolve().parents[1] / "docs" / "cell.json"
+TINY = [
+    "--width-mult",
+    "0.35",
+    "--deep-channels",
+    "16",
+    "--teacher-steps",
+    "3",
+    "--teacher-fast-steps",
+    "1",
+    "--batch-size",
+    "2",
+    "--steps-per-epoch",
+    "2",
+]
+SYNTHETIC = [
+    "--dataset",
+    "synthetic",
+    "--resolution",
+    "32x32",
+    "--max-train-clips",
+    "2",
+    "--max-val-clips",
+    "1",
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: on a shared 2-core machine, OpenMP spin-waiting makes tiny ops crawl."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory) -> Path:
+    """A finished 1-epoch run on synthetic 32x32 clips."""
+    out = tmp_path_factory.mktemp("retrain") / "run"
+    torch.set_num_threads(1)
+    assert main(["--cell", str(CELL), "--out", str(out), "--epochs", "1", *SYNTHETIC, *TINY]) == 0
+    return out
+
+
+def test_report_scores_three_networks_and_exports_a_loadable_cell(one_epoch):
+    report = read_json(one_epoch / "report.json")
+    assert report["metric"] == "mIoU"
+    assert set(report["networks"]) == {"static", "copy", "video"}
+    for row in report["networks"].values():
+        assert 0.0 <= row["quality_nonkey"] <= 1.0 and 0.0 <= row["quality_all"] <= 1.0
+        assert row["gflops_per_frame"] > 0
+    nets = report["networks"]
+    assert nets["static"]["gflops_ratio"] == 1.0
+    assert nets["copy"]["gflops_ratio"] < nets["video"]["gflops_ratio"] < 1.0
+    assert "| video |" in (one_epoch / "report.md").read_text()
+
+    net, data = build_from_cell(one_epoch / "cell" / "cell.json")
+    assert data["resolution"] == [32, 32] and data["num_classes"] == 5
+    assert net.genotype == Genotype.load(CELL)
+    trained = load_weights(one_epoch / "train" / "epoch_1.safetensors")
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, trained[key])
+    with torch.no_grad():
+        assert net(torch.rand(1, 5, 3, 32, 32)).shape == (1, 5, 5, 32, 32)
+
+
+def test_resume_continues_from_the_saved_epoch(one_epoch, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(one_epoch, out)
+    teacher_time = (out / "teacher" / "teacher.safetensors").stat().st_mtime_ns
+    before = load_weights(out / "train" / "epoch_1.safetensors")
+    assert (
+        main(
+            ["--cell", str(CELL), "--out", str(out), "--epochs", "2", "--resume", *SYNTHETIC, *TINY]
+        )
+        == 0
+    )
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    progress = read_json(out / "train" / "progress.json")
+    assert progress["epoch"] == 2 and [h["epoch"] for h in progress["history"]] == [1, 2]
+    assert not (out / "train" / "epoch_1.safetensors").exists()
+    after = load_weights(out / "train" / "epoch_2.safetensors")
+    assert not torch.equal(before["cell.ops.0.1.op.1.weight"], after["cell.ops.0.1.op.1.weight"])
+    assert torch.equal(before["slow.head.classifier.weight"], after["slow.head.classifier.weight"])
+    assert (out / "teacher" / "teacher.safetensors").stat().st_mtime_ns == teacher_time
+
+
+def test_a_finished_run_is_not_overwritten_without_resume(one_epoch, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(one_epoch, out)
+    assert main(["--cell", str(CELL), "--out", str(out), "--epochs", "1", *SYNTHETIC, *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "train" / "epoch_1.safetensors").is_file()
+
+
+def test_resume_with_other_settings_is_refused(one_epoch, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(one_epoch, out)
+    assert (
+        main(
+            [
+                "--cell",
+                str(CELL),
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--resume",
+                "--lr",
+                "0.5",
+                *SYNTHETIC,
+                *TINY,
+            ]
+        )
+        == 2
+    )
+    assert "other settings (config differ)" in capsys.readouterr().err
+
+
+def test_training_windows_compute_what_streaming_computes():
+    genotype = Genotype.load(CELL)
+    net = VideoSegNet(genotype, 3, NetConfig(width_mult=0.35, deep_channels=16)).eval()
+    clip = torch.rand(2, 6, 3, 32, 48)
+    with torch.no_grad():
+        _, nonkey = window_features(net, clip)
+        streamed = net(clip)
+    assert [i for i, _ in nonkey] == [1, 2, 3, 5]
+    for i, d_hat in nonkey:
+        logits = upsample_logits(net.step_head(d_hat), clip.shape[-2:])
+        torch.testing.assert_close(logits, streamed[:, i], atol=1e-4, rtol=1e-4)
+
+
+def test_augmentation_is_one_transform_for_the_whole_window():
+    rng = np.random.default_rng(0)
+    base = np.kron(rng.integers(0, 5, (3, 4)), np.ones((8, 8), np.int64))  # 8x8 blocks
+    labels = np.stack([base, base, base]).astype(np.int64)
+    frames = np.repeat((labels * 50).astype(np.uint8)[..., None], 3, axis=-1)
+    for seed in range(5):
+        img, lab = augment_window(frames, labels, (20, 28), np.random.default_rng(seed))
+        assert img.shape == (3, 20, 28, 3) and lab.shape == (3, 20, 28)
+        assert (img == img[0]).all() and (lab == lab[0]).all()
+        kept = lab != 255
+        agree = img[..., 0][kept] == (lab * 50)[kept]  # all but bilinear block edges
+        assert agree.mean() > 0.8
+        assert (img[~kept] == 0).all()
+
+
+def make_davis(root: Path, sequences: int = 2, frames: int = 6) -> Path:
+    """A DAVIS-2016 layout: a bright square moving right over noise; masks 0/255."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for s in range(sequences):
+        seq = f"seq{s}"
+        for t in range(frames):
+            image = rng.integers(0, 80, (32, 48, 3)).astype(np.uint8)
+            mask = np.zeros((32, 48), np.uint8)
+            mask[8:24, 4 + 3 * t : 20 + 3 * t] = 255
+            image[mask > 0] = 220
+            jpg = root / "JPEGImages/480p" / seq / f"{t:05d}.jpg"
+            png = root / "Annotations/480p" / seq / f"{t:05d}.png"
+            jpg.parent.mkdir(parents=True, exist_ok=True)
+            png.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(jpg), image)
+            cv2.imwrite(str(png), mask)
+            lines.append(f"/JPEGImages/480p/{seq}/{t:05d}.jpg /Annotations/480p/{seq}/{t:05d}.png")
+    (root / "ImageSets/480p").mkdir(parents=True)
+    for split in ("train", "val"):
+        (root / "ImageSets/480p" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_davis_uses_the_first_frame_mask_and_scores_j_and_f(tmp_path):
+    root = make_davis(tmp_path / "DAVIS")
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "--cell",
+                str(CELL),
+                "--dataset",
+                "davis",
+                "--data-root",
+                str(root),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--online-steps",
+                "3",
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["metric"] == "J&F" and report["resolution"] == [32, 48]
+    assert any("first-frame mask" in note for note in report["notes"])
+    for row in report["networks"].values():
+        assert 0.0 <= row["quality_nonkey"] <= 1.0 and 0.0 <= row["quality_all"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a, t: a.__setitem__(1, str(t / "missing.json")), "does not exist"),
+        (lambda a, t: a.__setitem__(1, str(bad_cell(t))), "alpha: got 3"),
+        (
+            lambda a, t: a.extend(["--dataset", "camvid", "--data-root", str(t / "nope")]),
+            "does not exist",
+        ),
+        (
+            lambda a, t: a.extend(["--dataset", "synthetic", "--teacher", str(t / "no.st")]),
+            "--teacher file",
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_computes_nothing(tmp_path, capsys, change, message):
+    args = ["--cell", str(CELL), "--out", str(tmp_path / "run"), *TINY]
+    change(args, tmp_path)
+    if "--dataset" not in args:
+        args += ["--dataset", "synthetic"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def bad_cell(tmp_path: Path) -> Path:
+    data = json.loads(CELL.read_text())
+    data["alpha"] = 3
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    return path
