@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from nas.models.backbone import load_pretrained
 from nas.models.config import NetConfig
 from nas.models.fast_encoder import FastEncoder
 from nas.models.static import StaticSegNet
+from nas.train_utils import cosine_lr
 from search_spaces.genotype import BETAS
 
 
@@ -116,13 +116,6 @@ class FrameSampler:
         return x, torch.from_numpy(np.stack(labels)).long()
 
 
-def _cosine_lr(step: int, total: int, peak: float) -> float:
-    warm = max(1, total // 20)
-    if step < warm:
-        return peak * (step + 1) / warm
-    return 0.5 * peak * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-
 def _train_loop(
     name: str,
     model: nn.Module,
@@ -150,7 +143,7 @@ def _train_loop(
     t0, running = time.time(), None
     for step in range(start, steps):
         for group in opt.param_groups:
-            group["lr"] = _cosine_lr(step, steps, cfg.lr)
+            group["lr"] = cosine_lr(step, steps, cfg.lr)
         x, y = sampler.batch(cfg.batch_size)
         loss = loss_fn(model, x.to(device), y.to(device))
         if not torch.isfinite(loss):

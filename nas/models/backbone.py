@@ -67,6 +67,17 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
 
+def next_block_geometry(
+    s: int, stride: int, dilation: int, output_stride: int
+) -> tuple[int, int, int, int]:
+    """A block asking for stride ``s`` once the net is at ``stride``: past the output stride
+    it dilates instead (DeepLab). Returns (block stride, block dilation, new stride, new
+    dilation); the first dilated block keeps the previous dilation, as DeepLab does."""
+    if s > 1 and stride >= output_stride:
+        return 1, dilation, stride, dilation * s
+    return s, dilation, stride * s, dilation
+
+
 def mobilenet_v2_features(
     width_mult: float = 1.0, output_stride: int = 32, setting=MBV2_SETTING
 ) -> tuple[nn.Sequential, list[int]]:
@@ -81,13 +92,9 @@ def mobilenet_v2_features(
     for t, c, n, s in setting:
         cout = make_divisible(c * width_mult)
         for i in range(n):
-            block_stride = s if i == 0 else 1
-            block_dilation = dilation
-            if block_stride > 1 and stride >= output_stride:
-                dilation *= block_stride
-                block_stride = 1
-            else:
-                stride *= block_stride
+            block_stride, block_dilation, stride, dilation = next_block_geometry(
+                s if i == 0 else 1, stride, dilation, output_stride
+            )
             layers.append(InvertedResidual(cin, cout, block_stride, t, block_dilation))
             widths.append(cout)
             cin = cout

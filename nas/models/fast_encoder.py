@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from nas.models.backbone import ConvBNReLU, InvertedResidual, make_divisible
+from nas.models.backbone import (
+    ConvBNReLU,
+    InvertedResidual,
+    make_divisible,
+    next_block_geometry,
+)
 
 FAST_SETTING = (
     (1, 16, 1),
@@ -32,13 +37,10 @@ class FastEncoder(nn.Module):
         stride, dilation = 2, 1
         for t, c, s in FAST_SETTING:
             cout = make_divisible(c * scale, 4)
-            block_stride = s
-            if s > 1 and stride >= output_stride:
-                dilation *= s
-                block_stride = 1
-            else:
-                stride *= s
-            layers.append(InvertedResidual(cin, cout, block_stride, t, dilation))
+            block_stride, block_dilation, stride, dilation = next_block_geometry(
+                s, stride, dilation, output_stride
+            )
+            layers.append(InvertedResidual(cin, cout, block_stride, t, block_dilation))
             cin = cout
         self.layers = nn.Sequential(*layers)
         self.out_channels = cin
