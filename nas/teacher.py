@@ -63,7 +63,7 @@ class FastDistilled(nn.Module):
 
     def __init__(self, beta: str, config: NetConfig):
         super().__init__()
-        self.encoder = FastEncoder(float(_fraction(beta)), config.output_stride)
+        self.encoder = FastEncoder(_fraction(beta), config.output_stride, config.width_mult)
         c = config.deep_channels
         self.proj = nn.Sequential(
             nn.Conv2d(self.encoder.out_channels, c, 1, bias=False), nn.BatchNorm2d(c)

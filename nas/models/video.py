@@ -31,7 +31,7 @@ class FastPathway(nn.Module):
     def __init__(self, genotype: Genotype, config: NetConfig, uses_fused: bool):
         super().__init__()
         c = config.deep_channels
-        self.encoder = FastEncoder(genotype.beta_value, config.output_stride)
+        self.encoder = FastEncoder(genotype.beta_value, config.output_stride, config.width_mult)
         cf = self.encoder.out_channels
         self.proj = nn.Sequential(nn.Conv2d(cf, c, 1, bias=False), nn.BatchNorm2d(c))
         self.fusion = build_fusion(genotype.fusion, cf, c, genotype.alpha) if uses_fused else None
