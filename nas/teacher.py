@@ -82,12 +82,16 @@ def _fraction(text: str) -> float:
     return int(num) / int(den)
 
 
+TEACHER_FORMAT = 2  # bump when the teacher's or fast encoders' shapes change
+
+
 def teacher_key(
     data_fingerprint: dict, net: NetConfig, cfg: TeacherConfig, seed: int, pretrained: str | None
 ) -> str:
     """What the teacher depends on, hashed: a change means a different teacher."""
     blob = json.dumps(
-        [data_fingerprint, net.to_dict(), asdict(cfg), seed, pretrained], sort_keys=True
+        [TEACHER_FORMAT, data_fingerprint, net.to_dict(), asdict(cfg), seed, pretrained],
+        sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
