@@ -8,8 +8,14 @@ from nas.reward import reward
 
 @pytest.mark.parametrize(
     "text, device, seconds",
-    [("2gpu-days", "gpu", 172800), ("6gpu-hours", "gpu", 21600), ("90gpu-minutes", "gpu", 5400),
-     ("90cpu-minutes", "cpu", 5400), ("300cpu-seconds", "cpu", 300), ("1.5gpu-h", "gpu", 5400)],
+    [
+        ("2gpu-days", "gpu", 172800),
+        ("6gpu-hours", "gpu", 21600),
+        ("90gpu-minutes", "gpu", 5400),
+        ("90cpu-minutes", "cpu", 5400),
+        ("300cpu-seconds", "cpu", 300),
+        ("1.5gpu-h", "gpu", 5400),
+    ],
 )
 def test_budget_strings(text, device, seconds):
     budget = parse_budget(text)
