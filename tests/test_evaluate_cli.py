@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_loaders import (
+
+from nas.evaluate import main
+from tests.test_loaders import (
     CAMVID,
     CITY_FRAMES,
     cityscapes_label_ids,
@@ -22,8 +24,6 @@ from test_loaders import (
     palette_png,
     write_png,
 )
-
-from nas.evaluate import main
 
 REPO = Path(__file__).resolve().parents[1]
 
