@@ -13,6 +13,14 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
 
 
+def pytest_configure(config):
+    """One torch thread: the tests' tensors are tiny, and OpenMP threads competing with Ray
+    workers (or anything else on a 2-core machine) slow them down many times over."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def tiny_search_config(**overrides):
     from nas.config import SearchConfig
 
