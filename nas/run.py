@@ -87,23 +87,24 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
     }
 
 
-def _start_ray(config: SearchConfig) -> tuple[Any, bool]:
+def _start_ray(config: SearchConfig) -> tuple[Any, bool, str | None]:
+    """(ray, whether this call started the cluster, the dashboard address if any)."""
     from nas.search import local_ray_env, short_temp_dir
 
     local_ray_env()
     import ray
 
     if config.address:
-        ray.init(address=config.address, log_to_driver=False)
-        return ray, False
+        context = ray.init(address=config.address, log_to_driver=False)
+        return ray, False, context.dashboard_url
     if ray.is_initialized():  # a session the caller started (tests, notebooks): reuse it
-        return ray, False
+        return ray, False, None
     if config.dashboard_host not in ("127.0.0.1", "localhost"):
         _log(
             f"WARNING: the Ray dashboard will listen on {config.dashboard_host}: it has no "
             "authentication, anyone who reaches that address can control this cluster"
         )
-    ray.init(
+    context = ray.init(
         num_cpus=config.workers or os.cpu_count(),
         include_dashboard=config.dashboard,
         dashboard_host=config.dashboard_host,
@@ -111,7 +112,7 @@ def _start_ray(config: SearchConfig) -> tuple[Any, bool]:
         object_store_memory=256 * 2**20,
         log_to_driver=False,
     )
-    return ray, True
+    return ray, True, context.dashboard_url
 
 
 def run_search(config: SearchConfig, out: Path, resume: bool = False) -> dict[str, Any]:
@@ -120,7 +121,7 @@ def run_search(config: SearchConfig, out: Path, resume: bool = False) -> dict[st
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "search.json", config.to_dict())
     prep = prepare(config, out)
-    ray, started_here = _start_ray(config)
+    ray, started_here, url = _start_ray(config)
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -145,16 +146,6 @@ def run_search(config: SearchConfig, out: Path, resume: bool = False) -> dict[st
                 "seconds instead"
             )
         _log(f"[search] budget {budget.describe(workers)}")
-        url = (
-            ray.get_runtime_context().dashboard_url
-            if hasattr(ray.get_runtime_context(), "dashboard_url")
-            else None
-        )
-        url = (
-            url or getattr(ray.worker.global_worker.node, "webui_url", None)
-            if started_here
-            else url
-        )
         if url:
             _log(f"[search] Ray dashboard: http://{url}")
         run_log = RunLog(out)
