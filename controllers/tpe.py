@@ -40,8 +40,7 @@ class TPE(Controller):
         super().__init__(space, seed, failure_reward)
         self.sampler_kwargs = sampler_kwargs
         self.distributions = {
-            d.name: CategoricalDistribution(tuple(range(len(d.choices))))
-            for d in space.decisions
+            d.name: CategoricalDistribution(tuple(range(len(d.choices)))) for d in space.decisions
         }
         self.trials: list[dict[str, Any]] = []  # per ask: id, tokens, reward (None: pending)
         self.study = self._new_study()
@@ -61,8 +60,10 @@ class TPE(Controller):
     def _propose(self) -> tuple[list[int], list[float]]:
         self.study.sampler = self._sampler()
         trial = self.study.ask()
-        tokens = [trial.suggest_categorical(name, dist.choices) for name, dist in
-                  self.distributions.items()]
+        tokens = [
+            trial.suggest_categorical(name, dist.choices)
+            for name, dist in self.distributions.items()
+        ]
         self.trials.append({"id": None, "tokens": tokens, "reward": None})
         return tokens, [-math.log(len(d.choices)) for d in self.space.decisions]
 

@@ -145,8 +145,14 @@ def test_failure_rewards():
 @pytest.mark.parametrize("name", ["ppo", "random", "tpe", "evolution"])
 def test_every_controller_survives_failed_nan_and_inf(name, tmp_path):
     controller = make_controller(name, SPACE, 0, failure_reward=-0.5, **FAST[name])
-    outcomes = [(math.nan, "ok"), (math.inf, "ok"), (-math.inf, "ok"), (0.3, "failed"),
-                (0.6, "stopped-early"), (0.8, "ok")] * 2
+    outcomes = [
+        (math.nan, "ok"),
+        (math.inf, "ok"),
+        (-math.inf, "ok"),
+        (0.3, "failed"),
+        (0.6, "stopped-early"),
+        (0.8, "ok"),
+    ] * 2
     for reward, status in outcomes:
         controller.tell(controller.ask(), reward, status)
     controller.save(tmp_path / "state.json")  # no NaN reached the state
@@ -217,3 +223,20 @@ def test_make_controller_names():
 def test_state_from_another_controller_is_refused():
     with pytest.raises(ValueError, match="controller"):
         build("random").load_state_dict(build("evolution").state_dict())
+
+
+def test_evolution_mutates_one_decision_of_a_population_member():
+    evo = build("evolution")  # P = 6, S = 3
+    reward_fn = Surrogate(SPACE, 0)
+    for _ in range(6):  # random until the population is full
+        p = evo.ask()
+        evo.tell(p, reward_fn(p.tokens), "ok")
+    for _ in range(20):
+        members = [tokens for tokens, _ in evo.population]
+        p = evo.ask()
+        changed = [i for i, lp in enumerate(p.log_probs) if lp != 0.0]
+        assert len(changed) == 1
+        parent = [m for m in members if sum(a != b for a, b in zip(m, p.tokens)) == 1]
+        assert parent and parent[0][changed[0]] != p.tokens[changed[0]]
+        evo.tell(p, reward_fn(p.tokens), "ok")
+    assert len(evo.population) == 6
