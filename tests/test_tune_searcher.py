@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
-import tempfile
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.1 only
 
 import pytest  # noqa: E402
-import ray  # noqa: E402
 from ray import cloudpickle, tune  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
@@ -70,18 +67,15 @@ def trainable(config: dict) -> None:
         tune.report({"reward": reward + step / 100})
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: socket paths are limited
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
+@pytest.fixture
+def ray_workers(ray_session):
+    """The suite's shared Ray session (conftest), with this module shipped by value."""
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
     yield
-    ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.mark.ray
-def test_real_tuner_survives_failed_nan_and_inf(ray_session, tmp_path):
+def test_real_tuner_survives_failed_nan_and_inf(ray_workers, tmp_path):
     controller = MemoizedController(make_controller("ppo", SPACE, 0, batch_size=2))
     search = ControllerSearcher(controller, max_iterations=2)
     tuner = tune.Tuner(
