@@ -16,8 +16,10 @@ bandit (``python -m bench.controllers``, tests/test_controllers.py):
 - per-kind heads alone let decisions of one kind pull each other (eight op decisions share
   one head): on the bandit PPO settled on wrong tokens at every learning rate tried. A
   learned per-decision logit bias (``decision_logits``) with its own, higher learning rate
-  learns each decision's main effect fast; the LSTM (lower rate) adds context. A position
-  embedding on the LSTM input helps the bandit further (8 -> 10 of 12 seeds in 50 updates).
+  learns each decision's main effect fast; the LSTM (lower rate) adds context. Surrogate
+  best-after-300 rose from ~0.84 to ~0.93. A position embedding on the LSTM input helps the
+  bandit further (8 -> 10 of 12 seeds in 50 updates). Honest note: on this surrogate the
+  biases alone (no LSTM) did as well (best-after-1000 0.971 vs 0.956, 8 seeds).
 - 8 epochs per batch of 10 beat 4; batch 5 or 20 were worse; within-batch advantage
   normalisation beat none and beat scaling by a running std; entropy 1e-2 avoided more
   premature collapses than 5e-3 at the same surrogate reward.
@@ -198,7 +200,8 @@ class PPO(Controller):
                 self.update()
 
     def update(self) -> dict[str, float]:
-        """Several clipped-surrogate epochs over the buffered proposals; empties the buffer."""
+        """Several clipped-surrogate epochs over the buffered proposals; empties the buffer.
+        Returns the last epoch's losses, for logging."""
         cfg = self.config
         tokens = torch.tensor([b["tokens"] for b in self.buffer])
         old_log_probs = torch.tensor([b["log_probs"] for b in self.buffer])
