@@ -9,27 +9,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-RECORD_FIELDS = (
-    "trial_id",
-    "proposal_id",
-    "controller",
-    "genotype",
-    "tokens",
-    "log_probs",
-    "status",
-    "reward",
-    "quality",
-    "copy_quality",
-    "static_quality",
-    "gflops",
-    "ratio_avg",
-    "steps",
-    "device_seconds",
-    "node_id",
-    "seed",
-    "space_version",
-)
-
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Every complete line of trials.jsonl (a line cut by a kill is skipped)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.budget import parse_budget
-from nas.checkpoint import read_json, write_json
+from nas.checkpoint import write_json
 from nas.config import SearchConfig
 from nas.records import RunLog
 
@@ -257,7 +257,3 @@ def run_search(config: SearchConfig, out: Path, resume: bool = False) -> dict[st
     finally:
         if started_here:
             ray.shutdown()
-
-
-def load_summary(out: Path) -> dict[str, Any]:
-    return read_json(out / "summary.json")

@@ -47,15 +47,6 @@ SYNTHETIC = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine, OpenMP spin-waiting makes tiny ops crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def one_epoch(tmp_path_factory) -> Path:
     """A finished 1-epoch run on synthetic 32x32 clips."""

@@ -19,14 +19,6 @@ CELL = Path(__file__).resolve().parents[1] / "docs" / "cell.json"
 CLASSES = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def cell(tmp_path_factory) -> Path:
     """An exported (untrained) cell at alpha 4, trained-at resolution 32x48."""
