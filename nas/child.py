@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from nas.cache import FeatureCache
 from nas.checkpoint import load_weights, save_weights
 from nas.data.clip import IGNORE_INDEX
 from nas.models.config import NetConfig
+from nas.models.heads import label_map, upsample_logits
 from nas.models.video import VideoSegNet
 from nas.reward import RewardConfig, reward
 from nas.teacher import fast_encoder_file
@@ -42,7 +42,7 @@ class ChildDiverged(FloatingPointError):
 class ChildConfig:
     """The proxy task every child is trained on."""
 
-    steps: int = 240
+    steps: int = 80
     """Optimiser steps in total."""
     rounds: int = 3
     """Evaluations during training (each reported, so ASHA can stop poor children)."""
@@ -103,11 +103,10 @@ class PairSampler:
             if key in tensors:
                 tensors[key] = tensors[key].float()
         labels = tensors["labels"].long()
-        teacher_labels = F.interpolate(
-            tensors["teacher_t"], size=labels.shape[-2:], mode="bilinear", align_corners=False
-        ).argmax(1)
         unlabelled = ~tensors["labelled"].bool()
-        labels[unlabelled] = teacher_labels[unlabelled]
+        if unlabelled.any():
+            teacher_t = tensors["teacher_t"][unlabelled]
+            labels[unlabelled] = label_map(upsample_logits(teacher_t, labels.shape[-2:]))
         tensors["target"] = labels
         return tensors
 
@@ -193,12 +192,7 @@ class ChildRun:
             rows = self.rng.integers(len(self.train_pairs.pairs), size=self.cfg.batch_size)
             b = self._to_device(self.train_pairs.batch(rows))
             d_hat = deep_features(self.net, b)
-            logits = F.interpolate(
-                self.net.step_head(d_hat),
-                size=b["target"].shape[-2:],
-                mode="bilinear",
-                align_corners=False,
-            )
+            logits = upsample_logits(self.net.step_head(d_hat), b["target"].shape[-2:])
             loss = F.cross_entropy(logits, b["target"], ignore_index=IGNORE_INDEX)
             loss = loss + self.cfg.distill_weight * F.mse_loss(d_hat, b["slow_t"])
             if not torch.isfinite(loss):
@@ -225,12 +219,13 @@ class ChildRun:
             if not labelled.any():
                 continue
             size = b["labels"].shape[-2:]
-            up = partial(F.interpolate, size=size, mode="bilinear", align_corners=False)
-            pred = up(self.net.step_head(deep_features(self.net, b))).argmax(1)
             gt = b["labels"].long()[labelled]
-            child.update(pred[labelled], gt)
-            copy.update(up(b["teacher_k"]).argmax(1)[labelled], gt)
-            static.update(up(b["teacher_t"]).argmax(1)[labelled], gt)
+            for matrix, logits in (
+                (child, self.net.step_head(deep_features(self.net, b))),
+                (copy, b["teacher_k"]),
+                (static, b["teacher_t"]),
+            ):
+                matrix.update(label_map(upsample_logits(logits[labelled], size)), gt)
             densities += [
                 m.last_density for m in self.net.cell.modules() if hasattr(m, "sparse_branch")
             ]

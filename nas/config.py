@@ -47,16 +47,21 @@ class SearchConfig:
     """Slow-pathway width (None: 0.5 for synthetic, 1.0, which loads ImageNet weights, else)."""
     clip_len: int = 16
     """Frames per cached clip (>= 9 so alpha 8 has non-key frames)."""
-    train_clips: int = 48
-    """Clips cached for child training."""
+    train_clips: int = 0
+    """Clips cached for child training (0: 256 for synthetic, 48 for a real dataset). With
+    48 synthetic clips children overfit them and fell below the copy baseline."""
     val_clips: int = 16
     """Held-out clips cached for child evaluation."""
+    teacher_clips: int = 0
+    """Train-split clips whose labelled frames the teacher learns from (0: 1024 generated
+    clips for synthetic, every clip for a real dataset). The cache's few clips alone
+    overfit it: 0.84 train vs 0.27 val mIoU on synthetic."""
     teacher_steps: int = 400
     """Optimiser steps of the teacher."""
     fast_steps: int = 150
     """Distillation steps of each fast encoder."""
-    child_steps: int = 240
-    """Optimiser steps of each child."""
+    child_steps: int = 80
+    """Optimiser steps of each child (80 vs 400 ranks 20 genotypes alike: Spearman 0.94)."""
     child_rounds: int = 3
     """Evaluations (reports) per child."""
     child_batch: int = 16
@@ -86,6 +91,15 @@ class SearchConfig:
 
     def resolved_width_mult(self) -> float:
         return self.width_mult or (0.5 if self.dataset == "synthetic" else 1.0)
+
+    def resolved_train_clips(self) -> int:
+        return self.train_clips or (256 if self.dataset == "synthetic" else 48)
+
+    def resolved_teacher_clips(self) -> int | None:
+        """How many train clips the teacher reads (None: all of a real dataset's)."""
+        if self.teacher_clips:
+            return self.teacher_clips
+        return 1024 if self.dataset == "synthetic" else None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

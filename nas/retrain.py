@@ -50,7 +50,7 @@ from nas.data.clip import IGNORE_INDEX, Clip
 from nas.data.davis import first_frame_mask
 from nas.data.images import DatasetLayoutError, ImageReadError
 from nas.models.config import NetConfig
-from nas.models.heads import upsample_logits
+from nas.models.heads import label_map, upsample_logits
 from nas.models.video import StreamingSegmenter, VideoSegNet
 from nas.teacher import TeacherConfig, ensure_teacher, fast_encoder_file
 from nas.train_utils import (
@@ -185,7 +185,7 @@ def window_loss(
     ce = distill = 0.0
     for i, d_hat in nonkey:
         with torch.no_grad():
-            pseudo = upsample_logits(net.slow.head(slow[:, i]), size).argmax(1)
+            pseudo = label_map(upsample_logits(net.slow.head(slow[:, i]), size))
         target = torch.where(labelled[:, i, None, None], labels[:, i], pseudo)
         logits = upsample_logits(net.step_head(d_hat), size)
         ce = ce + F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
@@ -279,7 +279,7 @@ def predict(
     for frame in frames:
         with autocast(device):
             logits = fn(to_tensor(frame, device)[None])
-        preds.append(logits.argmax(1)[0].to(torch.uint8).cpu().numpy())
+        preds.append(label_map(logits)[0].to(torch.uint8).cpu().numpy())
     return np.stack(preds)
 
 

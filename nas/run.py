@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Iterable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from nas.budget import parse_budget
 from nas.checkpoint import write_json
 from nas.config import SearchConfig
+from nas.data.clip import Clip
 from nas.records import RunLog
 
 
@@ -19,10 +21,34 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _labelled_frames(clips: Iterable[Clip]) -> list[Clip]:
+    """Each clip cut to its labelled frames: all the teacher reads, so real datasets with
+    sparse labels (Cityscapes: 1 in 30) stay small in memory."""
+    kept = []
+    for clip in clips:
+        keep = clip.labelled
+        if keep.any():
+            kept.append(
+                replace(
+                    clip,
+                    frames=clip.frames[keep],
+                    labels=clip.labels[keep],
+                    labelled=clip.labelled[keep],
+                    frame_ids=[f for f, k in zip(clip.frame_ids, keep) if k],
+                )
+            )
+    return kept
+
+
+def _count_option(config: SearchConfig, n: int | None) -> dict[str, int]:
+    """Synthetic splits are generated: ask for ``n`` clips (a real split has what it has)."""
+    return {"num_clips": n} if config.dataset == "synthetic" and n else {}
+
+
 def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
     """Teacher and caches for ``config`` in ``out`` (built, resumed or reused)."""
     from nas.cache import ensure_cache
-    from nas.data import load_clips, num_classes
+    from nas.data import iter_clips, load_clips, num_classes
     from nas.models.config import NetConfig
     from nas.teacher import TeacherConfig, ensure_teacher
 
@@ -36,9 +62,15 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
     t0 = time.time()
     clips = {
         split: load_clips(
-            config.dataset, config.data_root, split, config.clip_len, size, max_clips=n
+            config.dataset,
+            config.data_root,
+            split,
+            config.clip_len,
+            size,
+            max_clips=n,
+            **_count_option(config, n),
         )
-        for split, n in (("train", config.train_clips), ("val", config.val_clips))
+        for split, n in (("train", config.resolved_train_clips()), ("val", config.val_clips))
     }
     for split, got in clips.items():
         if not got:
@@ -56,11 +88,22 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
         width_mult=config.resolved_width_mult(), output_stride=config.resolved_output_stride()
     )
     t0 = time.time()
+    teacher_clips = config.resolved_teacher_clips()
     ensure_teacher(
         out / "teacher",
-        clips["train"],
+        lambda: _labelled_frames(
+            iter_clips(
+                config.dataset,
+                config.data_root,
+                "train",
+                config.clip_len,
+                size,
+                max_clips=teacher_clips,
+                **_count_option(config, teacher_clips),
+            )
+        ),
         k,
-        fingerprint,
+        {**fingerprint, "teacher_clips": teacher_clips},
         net,
         TeacherConfig(steps=config.teacher_steps, fast_steps=config.fast_steps),
         config.seed,

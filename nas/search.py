@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--resolution", help="cache frame size HxW, e.g. 96x128")
     a("--max-children", type=int, help="stop after this many children, e.g. 20")
     a("--teacher-steps", type=int, help="teacher optimiser steps, e.g. 600")
+    a(
+        "--teacher-clips",
+        type=int,
+        help="train clips the teacher learns from (default: 1024 generated for synthetic, "
+        "all for real data), e.g. 256",
+    )
     a("--child-steps", type=int, help="optimiser steps per child, e.g. 240")
     a("--fast-steps", type=int, help="distillation steps of the fast encoders, e.g. 150")
     a(

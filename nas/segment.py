@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from nas.cellfile import build_from_cell
+from nas.models.heads import label_map
 from nas.models.video import StreamingSegmenter
 from nas.retrain import parse_size, to_tensor
 from nas.train_utils import autocast, pick_device
@@ -120,7 +121,7 @@ def segment(args: argparse.Namespace) -> dict:
             start = time.perf_counter()
             with torch.no_grad(), autocast(device):
                 logits = stream(to_tensor(small, device)[None])
-            mask = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+            mask = label_map(logits)[0].to(torch.uint8).cpu().numpy()
             seconds += time.perf_counter() - start
             if mask.shape != (h, w):
                 mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -180,7 +180,7 @@ def _train_loop(
 
 def ensure_teacher(
     out_dir: Path,
-    train_clips: Sequence[Clip],
+    train_clips: Sequence[Clip] | Callable[[], Sequence[Clip]],
     num_classes: int,
     data_fingerprint: dict,
     net: NetConfig = NetConfig(),
@@ -193,7 +193,9 @@ def ensure_teacher(
 ) -> dict:
     """Train (or load) the teacher and the fast encoders into ``out_dir``; return its meta.
 
-    ``teacher_file``: a StaticSegNet safetensors file to use instead of training one.
+    ``train_clips``: the clips, or a function loading them (only called if there is
+    training left to do). ``teacher_file``: a StaticSegNet safetensors file to use instead
+    of training one.
     """
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,6 +219,14 @@ def ensure_teacher(
             "seconds": {},
         }
         write_json(meta_path, meta)
+    loaded: list[Sequence[Clip]] = []
+
+    def clips() -> Sequence[Clip]:
+        if not loaded:
+            loaded.append(train_clips() if callable(train_clips) else train_clips)
+            log(f"[teacher] learning from {sum(map(len, loaded[0]))} labelled frames")
+        return loaded[0]
+
     torch.manual_seed(seed)
     teacher = StaticSegNet(num_classes, net).to(device)
     state_path = out_dir / "train_state.pt"
@@ -228,7 +238,7 @@ def ensure_teacher(
         else:
             if pretrained_backbone:
                 load_pretrained(teacher.backbone, pretrained_backbone)
-            sampler = FrameSampler(train_clips, seed)
+            sampler = FrameSampler(clips(), seed)
             ce = lambda m, x, y: F.cross_entropy(m(x), y, ignore_index=IGNORE_INDEX)
             _train_loop("static", teacher, ce, sampler, cfg.steps, cfg, state_path, device, log)
         save_weights(teacher, out_dir / "teacher.safetensors")
@@ -249,7 +259,7 @@ def ensure_teacher(
             xn = teacher.normalize(x)
             return sum(F.mse_loss(student(xn), target) for student in m.values())
 
-        sampler = FrameSampler(train_clips, seed + 1)
+        sampler = FrameSampler(clips(), seed + 1)
         _train_loop(
             "fast encoders",
             students,

@@ -30,6 +30,7 @@ def tiny_search_config(**overrides):
         clip_len=9,
         train_clips=6,
         val_clips=3,
+        teacher_clips=8,
         teacher_steps=20,
         fast_steps=8,
         child_steps=12,

@@ -1,0 +1,75 @@
+"""The teacher's data: many clips' labelled frames, loaded only when there is training to do."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+from nas.checkpoint import read_json
+from nas.config import SearchConfig
+from nas.data import load_clips
+from nas.models.config import NetConfig
+from nas.run import _labelled_frames, prepare
+from nas.teacher import TeacherConfig, ensure_teacher, teacher_key
+from tests.conftest import tiny_search_config
+
+
+def test_labelled_frames_keeps_only_frames_with_ground_truth():
+    clip = load_clips("synthetic", None, "train", clip_len=5, size=(16, 24), max_clips=1)[0]
+    clip.labelled[[1, 3]] = False
+    clip.labels[[1, 3]] = 255
+    unlabelled = load_clips("synthetic", None, "train", clip_len=5, size=(16, 24), max_clips=1)[0]
+    unlabelled.labelled[:] = False
+    kept = _labelled_frames([clip, unlabelled])
+    assert len(kept) == 1
+    assert kept[0].frame_ids == [clip.frame_ids[i] for i in (0, 2, 4)]
+    np.testing.assert_array_equal(kept[0].frames, clip.frames[[0, 2, 4]])
+    np.testing.assert_array_equal(kept[0].labels, clip.labels[[0, 2, 4]])
+    assert kept[0].labelled.all()
+
+
+def test_teacher_learns_from_more_clips_than_the_cache(prepared_run):
+    """The tiny config caches 6 train clips but its teacher read 8 clips' frames."""
+    config = tiny_search_config()
+    assert config.resolved_teacher_clips() == 8 > config.train_clips
+    assert read_json(prepared_run / "teacher" / "teacher.json")["data"]["teacher_clips"] == 8
+    assert SearchConfig(dataset="synthetic").resolved_teacher_clips() == 1024
+    assert SearchConfig(dataset="camvid").resolved_teacher_clips() is None  # all of them
+    assert SearchConfig().resolved_train_clips() == 256  # 48 let children overfit
+    assert SearchConfig(dataset="camvid", train_clips=12).resolved_train_clips() == 12
+
+
+def test_a_finished_teacher_never_loads_its_clips(prepared_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(prepared_run / "teacher", out / "teacher")
+    config = tiny_search_config()
+
+    def must_not_load():
+        raise AssertionError("the teacher is trained: its clips must not be loaded")
+
+    meta = read_json(out / "teacher" / "teacher.json")
+    again = ensure_teacher(
+        out / "teacher",
+        must_not_load,
+        meta["num_classes"],
+        meta["data"],
+        NetConfig(**meta["net"]),
+        TeacherConfig(steps=config.teacher_steps, fast_steps=config.fast_steps),
+        config.seed,
+    )
+    assert again["key"] == meta["key"]
+
+
+def test_teacher_clip_count_is_part_of_the_teacher_key():
+    fingerprint = {"dataset": "synthetic", "size": [32, 48], "clip_len": 9, "root": None}
+    keys = {
+        teacher_key({**fingerprint, "teacher_clips": n}, NetConfig(), TeacherConfig(), 0, None)
+        for n in (8, 1024)
+    }
+    assert len(keys) == 2
+
+
+def test_prepare_reports_the_teacher_frames(tmp_path, capsys):
+    prepare(tiny_search_config(teacher_clips=2, teacher_steps=2, fast_steps=1), tmp_path)
+    assert "[teacher] learning from 18 labelled frames" in capsys.readouterr().out
