@@ -91,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         records = read_records(out / name / "trials.jsonl")
         if records:
             rows[name] = summarise(records)
+            summary = out / name / "summary.json"
+            if summary.is_file():  # the last session of that search
+                rows[name]["busy_share"] = read_json(summary)["busy_share"]
     print(
         f"{'controller':10} {'children':>8} {'failed':>6} {'best':>7} {'1st 1/4':>8} "
-        f"{'last 1/4':>8} {'best q':>7} {'copy q':>7} {'alpha':>5}"
+        f"{'last 1/4':>8} {'best q':>7} {'copy q':>7} {'alpha':>5} {'busy':>5}"
     )
     for name, r in rows.items():
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:10} {r['children']:8d} {r['failed']:6d} {fmt(r['best_reward']):>7} "
             f"{fmt(r['first_quarter_mean']):>8} {fmt(r['last_quarter_mean']):>8} "
             f"{fmt(r['best_quality']):>7} {fmt(r['best_copy_quality']):>7} "
-            f"{r['best_alpha']!s:>5}"
+            f"{r['best_alpha']!s:>5} {fmt(r.get('busy_share')):>5}"
         )
     (out / "summary.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=2))
