@@ -1,7 +1,7 @@
 """A default synthetic child on one CPU core: with the feature cache vs computing the teacher
 (and fast encoder) itself, side by side, same genotype, same steps.
 
-    python bench/child_speed.py [--run runs/demo] [--steps 240] [--json FILE]
+    python bench/child_speed.py [--run runs/demo] [--steps 80] [--json FILE]
 
 Needs a run folder holding a teacher (any finished or resumed search, e.g. `make demo`).
 """

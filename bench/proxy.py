@@ -4,7 +4,7 @@ Over N sampled genotypes (default 20), each child is trained for S steps and, se
 5 x S steps on the same cached features; prints the Spearman rank correlation of their
 qualities (non-key mIoU). Target: >= 0.6 (else the search optimises noise).
 
-    python bench/proxy.py --run runs/demo [--genotypes 20] [--steps 240] [--json FILE]
+    python bench/proxy.py --run runs/demo [--genotypes 20] [--steps 80] [--json FILE]
 """
 
 from __future__ import annotations

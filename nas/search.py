@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train clips the teacher learns from (default: 1024 generated for synthetic, "
         "all for real data), e.g. 256",
     )
-    a("--child-steps", type=int, help="optimiser steps per child, e.g. 240")
+    a("--child-steps", type=int, help="optimiser steps per child (default 80), e.g. 160")
     a("--fast-steps", type=int, help="distillation steps of the fast encoders, e.g. 150")
     a(
         "--config",
