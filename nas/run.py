@@ -40,11 +40,6 @@ def _labelled_frames(clips: Iterable[Clip]) -> list[Clip]:
     return kept
 
 
-def _count_option(config: SearchConfig, n: int | None) -> dict[str, int]:
-    """Synthetic splits are generated: ask for ``n`` clips (a real split has what it has)."""
-    return {"num_clips": n} if config.dataset == "synthetic" and n else {}
-
-
 def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
     """Teacher and caches for ``config`` in ``out`` (built, resumed or reused)."""
     from nas.cache import ensure_cache
@@ -68,7 +63,6 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
             config.clip_len,
             size,
             max_clips=n,
-            **_count_option(config, n),
         )
         for split, n in (("train", config.resolved_train_clips()), ("val", config.val_clips))
     }
@@ -99,7 +93,6 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
                 config.clip_len,
                 size,
                 max_clips=teacher_clips,
-                **_count_option(config, teacher_clips),
             )
         ),
         k,

@@ -95,7 +95,8 @@ def load_clips(
     clip_len: frames per clip (None: whole sequences; real sequences are cut into
     non-overlapping windows, a short tail dropped, and with require_label=True (default) only
     windows holding a labelled frame are kept). size: (H, W) to resize to (area/bilinear for
-    frames, nearest for labels). max_clips: that many clips spread evenly over the split.
+    frames, nearest for labels). max_clips: that many clips spread evenly over the split
+    (synthetic: that many generated, however many its default split holds).
     kw: the loader's options (camvid: frames_dir, labelled_only, max_gap; cityscapes:
     sequences, snippet_len, label_index; davis: year, resolution; synthetic: num_clips and any
     SyntheticConfig field). synthetic ignores root; its splits use disjoint seeds.
@@ -114,8 +115,10 @@ def _synthetic(split, clip_len, size, max_clips, num_clips=None, **kw) -> Iterat
     if size is not None:
         config = replace(config, height=size[0], width=size[1])
     config = synthetic.split_config(config, split)
-    count = num_clips or _SYNTHETIC_CLIPS[split]
-    count = count if max_clips is None else min(count, max_clips)
+    # a generated split has no end: max_clips is how many to generate
+    count = max_clips or num_clips or _SYNTHETIC_CLIPS[split]
+    if num_clips and max_clips:
+        count = min(num_clips, max_clips)
     return (synthetic.make_clip(i, config) for i in range(count))
 
 
