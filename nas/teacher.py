@@ -9,6 +9,7 @@ the cache too), which is what makes a child cost seconds. Training resumes from
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -219,13 +220,12 @@ def ensure_teacher(
             "seconds": {},
         }
         write_json(meta_path, meta)
-    loaded: list[Sequence[Clip]] = []
 
+    @functools.cache
     def clips() -> Sequence[Clip]:
-        if not loaded:
-            loaded.append(train_clips() if callable(train_clips) else train_clips)
-            log(f"[teacher] learning from {sum(map(len, loaded[0]))} labelled frames")
-        return loaded[0]
+        got = train_clips() if callable(train_clips) else train_clips
+        log(f"[teacher] learning from {sum(map(len, got))} labelled frames")
+        return got
 
     torch.manual_seed(seed)
     teacher = StaticSegNet(num_classes, net).to(device)
