@@ -28,6 +28,7 @@ def summarise(records: list[dict]) -> dict:
     q = max(1, len(rewards) // 4)
     ok = [r for r in records if r.get("reward") is not None]
     best = max(ok, key=lambda r: r["reward"]) if ok else None
+    seconds = [r["device_seconds"] for r in records]
     return {
         "children": len(records),
         "failed": int(np.isnan(rewards).sum()),
@@ -38,6 +39,8 @@ def summarise(records: list[dict]) -> dict:
         "best_copy_quality": best and best["copy_quality"],
         "best_alpha": best and best["genotype"]["alpha"],
         "best_gflops": best and best["gflops"],
+        "child_seconds_median": float(np.median(seconds)),
+        "child_seconds_max": float(np.max(seconds)),
     }
 
 
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows[name]["busy_share"] = read_json(summary)["busy_share"]
     print(
         f"{'controller':10} {'children':>8} {'failed':>6} {'best':>7} {'1st 1/4':>8} "
-        f"{'last 1/4':>8} {'best q':>7} {'copy q':>7} {'alpha':>5} {'busy':>5}"
+        f"{'last 1/4':>8} {'best q':>7} {'copy q':>7} {'alpha':>5} {'busy':>5} "
+        f"{'child s (median/max)':>20}"
     )
     for name, r in rows.items():
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
@@ -104,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:10} {r['children']:8d} {r['failed']:6d} {fmt(r['best_reward']):>7} "
             f"{fmt(r['first_quarter_mean']):>8} {fmt(r['last_quarter_mean']):>8} "
             f"{fmt(r['best_quality']):>7} {fmt(r['best_copy_quality']):>7} "
-            f"{r['best_alpha']!s:>5} {fmt(r.get('busy_share')):>5}"
+            f"{r['best_alpha']!s:>5} {fmt(r.get('busy_share')):>5} "
+            f"{r['child_seconds_median']:>10.1f}/{r['child_seconds_max']:.1f}"
         )
     (out / "summary.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=2))
