@@ -1,8 +1,10 @@
 """DynamicCell(genotype): {slow state, fused fast, fast} -> D^_t, the deep features of frame t.
 
 States 0, 1, 2 are the inputs; node i (state 3 + i) sums op_a(state a) + op_b(state b).
-The output is the sum of the leaf nodes (no node reads them), or their concatenation
-followed by a 1x1 conv + BN, as the genotype says.
+The output is the sum of the leaf nodes (no node reads them), their concatenation followed
+by a 1x1 conv + BN, or (``residual``) the slow state plus a per-channel gain times their sum:
+the gain starts at zero, so a residual cell starts as the copy baseline (D^_t = D_k) and
+learns only what changed since the key frame.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class DynamicCell(nn.Module):
                 nn.Conv2d(channels * len(self.leaves), channels, 1, bias=False),
                 nn.BatchNorm2d(channels),
             )
+        self.residual = genotype.output == "residual"
+        if self.residual:
+            self.gain = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, ctx: CellContext) -> Tensor:
         states = [ctx.slow, ctx.fused_fast, ctx.fast]
@@ -43,4 +48,4 @@ class DynamicCell(nn.Module):
         out = leaves[0]
         for leaf in leaves[1:]:
             out = out + leaf
-        return out
+        return ctx.slow + self.gain * out if self.residual else out

@@ -12,11 +12,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-SPACE_VERSION = "1"
+SPACE_VERSION = "2"
+UPGRADABLE_VERSIONS = ("1",)
+"""Older spaces this one contains with the same meaning (version 2 added the ``residual``
+output): their genotypes load as version 2."""
 ALPHAS = (2, 4, 8)
 BETAS = ("1/2", "1/4", "1/8")
 FUSIONS = ("time_to_channel", "time_strided_sampling", "time_strided_conv")
-OUTPUT_MODES = ("sum", "concat")
+OUTPUT_MODES = ("sum", "concat", "residual")
 CELL_INPUTS = ("slow", "fused_fast", "fast")  # indices 0, 1, 2; node i is index 3 + i
 
 
@@ -152,7 +155,7 @@ class Genotype:
             fusion=data["fusion"],
             nodes=tuple(nodes),
             output=data.get("output", "sum"),
-            space_version=str(data.get("space_version", SPACE_VERSION)),
+            space_version=_upgraded(str(data.get("space_version", SPACE_VERSION))),
         )
         return genotype.validate()
 
@@ -180,6 +183,10 @@ class Genotype:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
+
+
+def _upgraded(version: str) -> str:
+    return SPACE_VERSION if version in UPGRADABLE_VERSIONS else version
 
 
 def _check_choice(name: str, value: Any, allowed: tuple) -> None:

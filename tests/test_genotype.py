@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from search_spaces.genotype import Genotype, GenotypeError, Node, copy_genotype
+from search_spaces.genotype import SPACE_VERSION, Genotype, GenotypeError, Node, copy_genotype
 from search_spaces.ops import OP_NAMES
 from search_spaces.space import SearchSpace
 
@@ -21,8 +21,8 @@ def test_round_trips_are_exact_for_sampled_genotypes():
 
 def test_space_counts_and_seeded_sampling():
     space = SearchSpace(n_nodes=2, ops=("none", "skip", "conv1x1"))
-    # alpha, beta, fusion 3 each; node0 inputs 3 choices, node1 4; ops 3; output 2
-    assert space.num_genotypes == 27 * (3 * 3) ** 2 * (4 * 3) ** 2 * 2
+    # alpha, beta, fusion 3 each; node0 inputs 3 choices, node1 4; ops 3; output 3
+    assert space.num_genotypes == 27 * (3 * 3) ** 2 * (4 * 3) ** 2 * 3
     assert [d.name for d in space.decisions][:4] == ["alpha", "beta", "fusion", "node0.input0"]
     assert space.sample(7) == space.sample(7)
     assert len({space.sample(s) for s in range(20)}) > 15
@@ -32,6 +32,14 @@ def test_space_counts_and_seeded_sampling():
 def test_example_cell_json_in_docs_is_valid():
     genotype = Genotype.load("docs/cell.json")
     assert genotype.alpha in (2, 4, 8)
+
+
+def test_version_1_genotypes_load_as_version_2_with_the_same_meaning():
+    data = copy_genotype().to_dict()
+    data["space_version"] = "1"
+    genotype = Genotype.from_dict(data)
+    assert genotype.space_version == SPACE_VERSION == "2"
+    assert genotype == copy_genotype()
 
 
 def _valid():

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,25 @@ def test_copy_cell_reuses_the_key_frame_exactly():
         out = net(clip)
     for t in range(1, 4):
         assert torch.equal(out[:, t], out[:, 0])
+
+
+def test_residual_cell_starts_as_the_copy_baseline_and_learns_the_change():
+    genotype = replace(Genotype.load("docs/cell.json"), output="residual")
+    net = VideoSegNet(genotype, num_classes=4, config=TINY)
+    net.eval()
+    clip = torch.rand(1, 4, 3, 32, 32)
+    with torch.no_grad():
+        out = net(clip)
+    for t in range(1, 4):
+        torch.testing.assert_close(out[:, t], out[:, 0])
+    net.train()
+    net(clip)[:, 1:].square().mean().backward()
+    assert net.cell.gain.grad.abs().sum() > 0  # the gain learns first, then the ops behind it
+    torch.optim.SGD([net.cell.gain], lr=1.0).step()
+    net.eval()
+    with torch.no_grad():
+        moved = net(clip)
+    assert not torch.allclose(moved[:, 1], moved[:, 0])
 
 
 def test_key_frame_logits_equal_the_static_network():
