@@ -16,6 +16,7 @@ static on the same frames and above copy, at <= 61% of static per-frame GFLOPs. 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -75,6 +76,12 @@ def load(dataset: str, root: Path, size: tuple[int, int]) -> tuple[list[Clip], l
     return [p[0] for p in parts], [p[1] for p in parts]
 
 
+def cell_tag(genotype: Genotype) -> str:
+    """A short name of the cell, so that benching another cell never meets this one's
+    checkpoints."""
+    return hashlib.sha256(genotype.to_json().encode()).hexdigest()[:8]
+
+
 def bench_dataset(
     dataset: str,
     root: Path,
@@ -116,9 +123,8 @@ def bench_dataset(
         net = build_video_net(cell, out / "teacher", meta).to(device)
         sampler = WindowSampler(train, cfg.clip_len, size, cfg.scale)
         identity = run_identity(cell, data, meta["key"], cfg)
-        history = train_video(
-            net, sampler, cfg, out / f"alpha{alpha}", device, identity, resume=True, log=log
-        )
+        run_dir = out / f"alpha{alpha}-{cell_tag(cell)}"
+        history = train_video(net, sampler, cfg, run_dir, device, identity, resume=True, log=log)
         metric = metric_of(dataset)
         quality = evaluate_networks(net, val, metric, cfg, device, log)
         gflops = per_frame_gflops(net, val, device)

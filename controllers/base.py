@@ -136,7 +136,9 @@ class Controller:
             raise ValueError(f"state is for controller {state['controller']!r}, not {self.name!r}")
         if state["space"] != space_signature(self.space):
             raise ValueError(
-                f"state is for space {state['space']}, not {space_signature(self.space)}"
+                f"state is for space {state['space']}, not {space_signature(self.space)}: the "
+                "search was started with another search space (or another code version); "
+                "start it in a new --out folder (the old trials.jsonl keeps its results)"
             )
         self.seed = int(state["seed"])
         self.failure_reward = float(state["failure_reward"])
