@@ -14,6 +14,7 @@ import argparse
 import json
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def summarise(records: list[dict]) -> dict:
     ok = [r for r in records if r.get("reward") is not None]
     best = max(ok, key=lambda r: r["reward"]) if ok else None
     seconds = [r["device_seconds"] for r in records]
+    outputs = lambda part: dict(Counter(r["genotype"]["output"] for r in part))  # noqa: E731
     return {
         "children": len(records),
         "failed": int(np.isnan(rewards).sum()),
@@ -41,6 +43,8 @@ def summarise(records: list[dict]) -> dict:
         "best_gflops": best and best["gflops"],
         "child_seconds_median": float(np.median(seconds)),
         "child_seconds_max": float(np.max(seconds)),
+        "outputs_first_quarter": outputs(records[:q]),
+        "outputs_last_quarter": outputs(records[-q:]),
     }
 
 
@@ -53,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--base", default="runs/demo", help="run folder whose teacher/cache to use")
-    p.add_argument("--children", type=int, default=150)
+    p.add_argument(
+        "--children",
+        type=int,
+        default=150,
+        help="children per search; with --analyze-only, the first this many are summarised",
+    )
     p.add_argument("--controllers", default=",".join(CONTROLLERS))
     p.add_argument("--child-steps", type=int, default=SearchConfig.child_steps)
     p.add_argument("--out", default="bench/out/compare")
@@ -93,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in controllers:
         records = read_records(out / name / "trials.jsonl")
         if records:
-            rows[name] = summarise(records)
+            rows[name] = summarise(records[: args.children])
             summary = out / name / "summary.json"
-            if summary.is_file():  # the last session of that search
+            if summary.is_file() and len(records) <= args.children:  # the last session's
                 rows[name]["busy_share"] = read_json(summary)["busy_share"]
     print(
         f"{'controller':10} {'children':>8} {'failed':>6} {'best':>7} {'1st 1/4':>8} "
@@ -110,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{fmt(r['best_quality']):>7} {fmt(r['best_copy_quality']):>7} "
             f"{r['best_alpha']!s:>5} {fmt(r.get('busy_share')):>5} "
             f"{r['child_seconds_median']:>10.1f}/{r['child_seconds_max']:.1f}"
+        )
+    for name, r in rows.items():
+        print(
+            f"{name}: cell outputs chosen, first quarter {r['outputs_first_quarter']}, last "
+            f"quarter {r['outputs_last_quarter']}"
         )
     (out / "summary.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=2))
