@@ -51,19 +51,10 @@ TARGET = {"dataset": "davis", "alpha": 2, "quality_vs_static": 0.95, "gflops_rat
 def split_in_time(clip: Clip, share: float) -> tuple[Clip, Clip]:
     """The first ``share`` of a sequence's frames and the rest, as two clips."""
     cut = round(len(clip) * share)
-
-    def part(s: slice, name: str) -> Clip:
-        return Clip(
-            clip.frames[s],
-            clip.labels[s],
-            clip.labelled[s],
-            clip.dataset,
-            f"{clip.sequence}[{name}]",
-            clip.frame_ids[s],
-            clip.num_classes,
-        )
-
-    return part(slice(0, cut), "train"), part(slice(cut, None), "eval")
+    return (
+        clip.subset(slice(0, cut), f"{clip.sequence}[train]"),
+        clip.subset(slice(cut, None), f"{clip.sequence}[eval]"),
+    )
 
 
 def load(dataset: str, root: Path, size: tuple[int, int]) -> tuple[list[Clip], list[Clip]]:

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +24,7 @@ def _log(msg: str) -> None:
 def _labelled_frames(clips: Iterable[Clip]) -> list[Clip]:
     """Each clip cut to its labelled frames: all the teacher reads, so real datasets with
     sparse labels (Cityscapes: 1 in 30) stay small in memory."""
-    kept = []
-    for clip in clips:
-        keep = clip.labelled
-        if keep.any():
-            kept.append(
-                replace(
-                    clip,
-                    frames=clip.frames[keep],
-                    labels=clip.labels[keep],
-                    labelled=clip.labelled[keep],
-                    frame_ids=[f for f, k in zip(clip.frame_ids, keep) if k],
-                )
-            )
-    return kept
+    return [clip.subset(clip.labelled) for clip in clips if clip.labelled.any()]
 
 
 def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from nas.data import (
     DatasetLayoutError,
     ImageReadError,
     class_names,
+    iter_clips,
     load_clips,
     num_classes,
     sequence_specs,
@@ -352,3 +353,16 @@ def test_resize_labels_is_nearest_and_adds_no_values():
     labels = np.arange(12).reshape(3, 4)
     np.testing.assert_array_equal(resize_labels(labels, (6, 8))[::2, ::2], labels)
     assert set(np.unique(resize_labels(labels, (2, 3)))) <= set(range(12))
+
+
+def test_clip_subset_keeps_frames_labels_and_ids_together():
+    clip = next(iter_clips("synthetic", None, "train", clip_len=6, size=(24, 32), max_clips=1))
+    head = clip.subset(slice(0, 4), "seq[train]")
+    assert len(head) == 4 and head.sequence == "seq[train]"
+    assert head.frame_ids == clip.frame_ids[:4]
+    np.testing.assert_array_equal(head.labels, clip.labels[:4])
+    mask = np.array([True, False, True, False, False, True])
+    picked = clip.subset(mask)
+    assert picked.sequence == clip.sequence
+    assert picked.frame_ids == [clip.frame_ids[i] for i in (0, 2, 5)]
+    np.testing.assert_array_equal(picked.frames, clip.frames[[0, 2, 5]])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,3 +44,16 @@ class Clip:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def subset(self, index: slice | np.ndarray, sequence: str | None = None) -> Clip:
+        """The frames ``index`` picks (a slice or a boolean mask) as a clip of their own,
+        named ``sequence`` if given."""
+        picked = np.arange(len(self))[index]
+        return replace(
+            self,
+            frames=self.frames[index],
+            labels=self.labels[index],
+            labelled=self.labelled[index],
+            sequence=self.sequence if sequence is None else sequence,
+            frame_ids=[self.frame_ids[i] for i in picked],
+        )
