@@ -121,7 +121,11 @@ def _kill_tree(marker: str) -> None:
 def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
     ray_session, fresh_run, tmp_path
 ):
-    config = tiny_search_config(max_children=6, child_steps=60, controller="random")
+    # max_children, not the budget, must end the run: on a loaded machine slower children
+    # spent the default 2 cpu-minutes after 4 of them
+    config = tiny_search_config(
+        max_children=6, child_steps=60, controller="random", budget="30cpu-minutes"
+    )
     (fresh_run / "search.json").write_text(json.dumps(config.to_dict()))
     ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))  # Ray's socket paths are short
     env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
