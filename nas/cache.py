@@ -9,8 +9,6 @@ resumes at the first clip not written.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 
 from evaluation.cost import count_flops
-from nas.checkpoint import read_json, write_json
+from nas.checkpoint import content_key, read_json, write_json
 from nas.data.clip import Clip
 from nas.models.config import NetConfig
 from nas.teacher import load_fast, load_teacher
@@ -101,9 +99,7 @@ def ensure_cache(
     fast = {beta: load_fast(teacher_dir, beta, net) for beta in BETAS}
     n_clips, clip_len = len(clips), len(clips[0])
     size = tuple(clips[0].frames.shape[1:3])
-    key = hashlib.sha256(
-        json.dumps([tmeta["key"], fingerprint, n_clips, clip_len, size], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    key = content_key([tmeta["key"], fingerprint, n_clips, clip_len, size])
     meta_path = path / "meta.json"
     meta = read_json(meta_path) if meta_path.is_file() else {}
     if meta.get("key") == key and meta.get("complete"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +29,12 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def content_key(data: Any) -> str:
+    """A short hash of JSON-able ``data``: the name of what was computed from it, so that a
+    change of inputs is never mistaken for a finished result."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def save_weights(module_or_state: torch.nn.Module | dict, path: str | Path) -> None:

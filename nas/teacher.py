@@ -10,8 +10,6 @@ the cache too), which is what makes a child cost seconds. Training resumes from
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.checkpoint import (
+    content_key,
     load_training_state,
     load_weights,
     read_json,
@@ -90,11 +89,9 @@ def teacher_key(
     data_fingerprint: dict, net: NetConfig, cfg: TeacherConfig, seed: int, pretrained: str | None
 ) -> str:
     """What the teacher depends on, hashed: a change means a different teacher."""
-    blob = json.dumps(
-        [TEACHER_FORMAT, data_fingerprint, net.to_dict(), asdict(cfg), seed, pretrained],
-        sort_keys=True,
+    return content_key(
+        [TEACHER_FORMAT, data_fingerprint, net.to_dict(), asdict(cfg), seed, pretrained]
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class FrameSampler:
