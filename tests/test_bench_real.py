@@ -5,7 +5,7 @@ import pytest
 from bench.real import combine_seeds, target_check
 
 
-def report(seed: int, static: float, copy: float, video: float) -> dict:
+def report(seed: int, static: float, copy: float, video: float, video_gflops: float = 0.55) -> dict:
     def row(quality: float, ratio: float) -> dict:
         return {
             "quality_nonkey": quality,
@@ -16,16 +16,25 @@ def report(seed: int, static: float, copy: float, video: float) -> dict:
             "gflops_ratio": ratio,
         }
 
-    networks = {"static": row(static, 1.0), "copy": row(copy, 0.5), "video": row(video, 0.55)}
+    networks = {
+        "static": row(static, 1.0),
+        "copy": row(copy, 0.5),
+        "video": row(video, video_gflops),
+    }
     return {"metric": "J&F", "networks": networks, "loss": {"loss": 0.1}, "seed": seed}
 
 
 def test_seeds_are_averaged_and_the_target_reads_the_mean():
-    runs = [report(0, 0.60, 0.58, 0.57), report(1, 0.60, 0.58, 0.61), report(2, 0.60, 0.58, 0.60)]
+    runs = [
+        report(0, 0.60, 0.58, 0.57, 0.54),
+        report(1, 0.60, 0.58, 0.61, 0.55),
+        report(2, 0.60, 0.58, 0.60, 0.59),
+    ]
     rep = combine_seeds(runs, seconds=1.0)
     video = rep["networks"]["video"]
     assert video["quality_nonkey"] == pytest.approx(0.5933333, abs=1e-6)
     assert video["quality_all"] == pytest.approx(0.5833333, abs=1e-6)
+    assert video["gflops_ratio"] == pytest.approx(0.56)  # gated ops: each seed its own density
     assert rep["networks"]["copy"]["quality_nonkey"] == pytest.approx(0.58)
     assert [s["video_nonkey"] for s in rep["seeds"]] == [0.57, 0.61, 0.60]
     assert rep["video_nonkey_std"] == pytest.approx(0.0169967, abs=1e-6)
@@ -33,6 +42,7 @@ def test_seeds_are_averaged_and_the_target_reads_the_mean():
 
     check = target_check({"davis": {"alphas": {2: rep}}})
     assert check["beats_copy"] and check["quality_met"] and check["gflops_met"]
+    assert check["gflops_ratio"] == pytest.approx(0.56)
     assert check["video_minus_copy"] == pytest.approx(0.0133333, abs=1e-6)
     assert (check["seeds_above_copy"], check["seeds"]) == (2, 3)
 
