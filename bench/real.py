@@ -20,8 +20,6 @@ measures another teacher.
 from __future__ import annotations
 
 import argparse
-import copy
-import hashlib
 import json
 import sys
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas.checkpoint import content_key
 from nas.data import load_clips, num_classes
 from nas.data.clip import Clip
 from nas.models.config import NetConfig
@@ -76,7 +75,7 @@ def load(dataset: str, root: Path, size: tuple[int, int]) -> tuple[list[Clip], l
 def cell_tag(genotype: Genotype) -> str:
     """A short name of the cell, so that benching another cell never meets this one's
     checkpoints."""
-    return hashlib.sha256(genotype.to_json().encode()).hexdigest()[:8]
+    return content_key(genotype.to_dict())[:8]
 
 
 def bench_dataset(
@@ -158,15 +157,15 @@ def combine_seeds(runs: list[dict], **info) -> dict:
     seeds (static and copy share the teacher, so only the video network's vary: its quality,
     and its GFLOPs where gated ops learn another density) and ``seeds`` keeps each run's
     video figures, with their spread."""
-    report = copy.deepcopy(runs[0])
-    for name, row in report["networks"].items():
-        for key in row:
-            values = [r["networks"][name][key] for r in runs]
-            row[key] = None if None in values else float(np.mean(values))
-    video = [r["networks"]["video"]["quality_nonkey"] for r in runs]
-    report.pop("seed", None)
-    report.pop("loss", None)
-    report["seeds"] = [
+
+    def mean(values: list) -> float | None:
+        return None if None in values else float(np.mean(values))
+
+    networks = {
+        name: {key: mean([r["networks"][name][key] for r in runs]) for key in row}
+        for name, row in runs[0]["networks"].items()
+    }
+    seeds = [
         {
             "seed": r["seed"],
             "video_nonkey": r["networks"]["video"]["quality_nonkey"],
@@ -175,8 +174,14 @@ def combine_seeds(runs: list[dict], **info) -> dict:
         }
         for r in runs
     ]
-    report["video_nonkey_std"] = None if None in video else float(np.std(video))
-    return {**report, **info}
+    video = [s["video_nonkey"] for s in seeds]
+    return {
+        "metric": runs[0]["metric"],
+        "networks": networks,
+        "seeds": seeds,
+        "video_nonkey_std": None if None in video else float(np.std(video)),
+        **info,
+    }
 
 
 def table(results: dict) -> str:
