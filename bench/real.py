@@ -14,7 +14,9 @@ seed moves it by more than the gap to copy. Issue #5's target (DAVIS, alpha 2): 
 non-key quality (the mean) >= 95% of static on the same frames and above copy, at <= 61% of
 static per-frame GFLOPs. Runs resume (teacher and video training) when re-run with the same
 settings; ``--seed`` also seeds the teacher, so another ``--seed`` (with another ``--out``)
-measures another teacher.
+measures another teacher. ``--validate`` chooses settings (``--step-head``, a cell) without
+reading the evaluation frames: it trains on the first 70% of the training frames of each
+sequence and scores the rest.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from nas.data.clip import Clip
 from nas.models.config import NetConfig
 from nas.retrain import (
     RetrainConfig,
+    add_step_head_flag,
     build_report,
     build_video_net,
     evaluate_networks,
@@ -62,20 +65,29 @@ def split_in_time(clip: Clip, share: float) -> tuple[Clip, Clip]:
     )
 
 
-def load(dataset: str, root: Path, size: tuple[int, int]) -> tuple[list[Clip], list[Clip]]:
+def load(
+    dataset: str, root: Path, size: tuple[int, int], validate: bool = False
+) -> tuple[list[Clip], list[Clip]]:
+    """Training and evaluation clips; with ``validate``, the training clips split in time
+    again (first 70% train, last 30% scored), so that a setting is chosen without reading the
+    evaluation frames."""
     if dataset == "camvid":
-        return (
-            load_clips("camvid", root, "train", size=size),
-            load_clips("camvid", root, "val", size=size),
-        )
-    parts = [split_in_time(c, 0.7) for c in load_clips("davis", root, "train", size=size)]
-    return [p[0] for p in parts], [p[1] for p in parts]
+        train = load_clips("camvid", root, "train", size=size)
+        val = [] if validate else load_clips("camvid", root, "val", size=size)
+    else:
+        parts = [split_in_time(c, 0.7) for c in load_clips("davis", root, "train", size=size)]
+        train, val = [p[0] for p in parts], [p[1] for p in parts]
+    if validate:
+        parts = [split_in_time(c, 0.7) for c in train]
+        train, val = [p[0] for p in parts], [p[1] for p in parts]
+    return train, val
 
 
-def cell_tag(genotype: Genotype) -> str:
-    """A short name of the cell, so that benching another cell never meets this one's
-    checkpoints."""
-    return content_key(genotype.to_dict())[:8]
+def cell_tag(genotype: Genotype, step_head: str = "own") -> str:
+    """A short name of the cell (and of its non-key head when it is the key head), so that
+    benching another cell never meets this one's checkpoints."""
+    tag = content_key(genotype.to_dict())[:8]
+    return tag if step_head == "own" else f"{tag}-{step_head}head"
 
 
 def bench_dataset(
@@ -90,9 +102,10 @@ def bench_dataset(
     """Teacher once, then per alpha and seed: train the video network, score the three
     networks; per alpha, the mean over seeds."""
     device = pick_device(args.device)
-    train, val = load(dataset, root, size)
+    train, val = load(dataset, root, size, args.validate)
     k = num_classes(dataset, root)
-    data = fingerprint(dataset, root, "train" if dataset == "camvid" else "first 70%", train)
+    split = "train" if dataset == "camvid" else "first 70%"
+    data = fingerprint(dataset, root, f"{split}, first 70%" if args.validate else split, train)
     log(
         f"[bench] {dataset}: {len(train)} training clips ({data['frames']} frames), "
         f"{sum(len(c) for c in val)} evaluation frames in {len(val)} clips, {size[0]}x{size[1]}"
@@ -138,13 +151,14 @@ def train_and_score(
         lr=args.lr,
         online_steps=args.online_steps,
         seed=seed,
+        step_head=args.step_head,
     )
     torch.manual_seed(cfg.seed)
-    net = build_video_net(cell, out / "teacher", meta).to(device)
+    net = build_video_net(cell, out / "teacher", meta, cfg.step_head).to(device)
     sampler = WindowSampler(train, cfg.clip_len, size, cfg.scale)
     identity = run_identity(cell, data, meta["key"], cfg)
-    run_dir = out / f"alpha{cell.alpha}-{cell_tag(cell)}-seed{seed}"
-    log(f"[bench] alpha {cell.alpha}, video training seed {seed}")
+    run_dir = out / f"alpha{cell.alpha}-{cell_tag(cell, cfg.step_head)}-seed{seed}"
+    log(f"[bench] alpha {cell.alpha}, video training seed {seed} ({cfg.step_head} non-key head)")
     history = train_video(net, sampler, cfg, run_dir, device, identity, resume=True, log=log)
     metric = metric_of(data["dataset"])
     quality = evaluate_networks(net, val, metric, cfg, device, log)
@@ -271,6 +285,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--frames-per-step", type=int, default=8, help="windows x alpha")
     p.add_argument("--lr", type=float, default=RetrainConfig.lr)
     p.add_argument("--online-steps", type=int, default=RetrainConfig.online_steps)
+    add_step_head_flag(p)
+    p.add_argument(
+        "--validate",
+        action="store_true",
+        help="choose settings without the evaluation frames: train on the first 70%% of "
+        "the training frames of each sequence, score the rest (its own teacher)",
+    )
     p.add_argument("--seed", type=int, default=0, help="the teacher's seed, the first video seed")
     p.add_argument(
         "--seeds",
@@ -285,7 +306,11 @@ def parser() -> argparse.ArgumentParser:
         help="torch CPU threads (1 is fastest on a busy shared machine)",
     )
     p.add_argument("--device")
-    p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "real")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="run folder (default: bench/out/real, with --validate bench/out/real_validate)",
+    )
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p
 
@@ -295,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.out is None:
+        args.out = REPO / "bench" / "out" / ("real_validate" if args.validate else "real")
     log = lambda text: print(text, flush=True)
     roots = {"camvid": args.data_root / "camvid", "davis": args.data_root / "davis2016"}
     present = [d for d in args.datasets if roots[d].is_dir()]
@@ -320,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     check = target_check(results)
     print(
-        f"\ncell {args.cell} ({genotype.beta}, {genotype.fusion}); width {args.width_mult}; "
-        f"{time.time() - start:.0f} s in total\n{table(results)}"
+        f"\ncell {args.cell} ({genotype.beta}, {genotype.fusion}); {args.step_head} non-key "
+        f"head; width {args.width_mult}; {time.time() - start:.0f} s in total"
+        + ("; VALIDATION frames (last 30% of the training frames)" if args.validate else "")
+        + f"\n{table(results)}"
     )
     if check is not None:
         nan = float("nan")

@@ -65,6 +65,7 @@ from nas.train_utils import (
 from search_spaces.genotype import Genotype, GenotypeError, copy_genotype
 
 NETWORKS = ("static", "copy", "video")
+STEP_HEADS = ("own", "key")
 Log = Callable[[str], None]
 
 
@@ -92,6 +93,14 @@ class RetrainConfig:
     """DAVIS: learning rate of that fine-tuning."""
     seed: int = 0
     """Seeds the cell's initialisation and the window sampling."""
+    step_head: str = "own"
+    """Non-key head: "own" (starts as the key head, trained with the cell, fine-tuned on its
+    own online) or "key" (the key head itself: frozen in training, so the cell must produce
+    features the teacher's head reads, and fine-tuned online once for both kinds of frame)."""
+
+    def __post_init__(self) -> None:
+        if self.step_head not in STEP_HEADS:
+            raise ValueError(f"step_head must be one of {STEP_HEADS}, got {self.step_head!r}")
 
 
 def metric_of(dataset: str) -> str:
@@ -112,9 +121,12 @@ def fingerprint(dataset: str, root: str | Path | None, split: str, clips: Sequen
 
 
 # ---- the networks ----------------------------------------------------------------------------
-def build_video_net(genotype: Genotype, teacher_dir: Path, meta: dict) -> VideoSegNet:
-    """Slow pathway = the teacher (frozen); non-key head from the teacher's head; fast
-    encoder and projection from the distilled fast encoder of the cell's beta."""
+def build_video_net(
+    genotype: Genotype, teacher_dir: Path, meta: dict, step_head: str = "own"
+) -> VideoSegNet:
+    """Slow pathway = the teacher (frozen); non-key head from the teacher's head (frozen too
+    when ``step_head`` is "key"); fast encoder and projection from the distilled fast encoder
+    of the cell's beta."""
     net = VideoSegNet(genotype, meta["num_classes"], NetConfig(**meta["net"]))
     net.slow.load_state_dict(load_weights(teacher_dir / "teacher.safetensors"))
     net.init_step_head()
@@ -122,7 +134,15 @@ def build_video_net(genotype: Genotype, teacher_dir: Path, meta: dict) -> VideoS
         distilled = load_weights(teacher_dir / fast_encoder_file(genotype.beta))
         net.fast.load_state_dict(distilled, strict=False)  # fusion is the cell's own
     net.slow.requires_grad_(False)
+    net.step_head.requires_grad_(step_head == "own")
     return net
+
+
+def frozen_parts(net: VideoSegNet) -> list[torch.nn.Module]:
+    """The parts that do not train (the slow pathway; the non-key head when it is the key
+    head): kept in eval mode so their BatchNorm statistics stay the teacher's."""
+    parts = (net.slow, net.step_head)
+    return [m for m in parts if not any(p.requires_grad for p in m.parameters())]
 
 
 def copy_net(net: VideoSegNet) -> VideoSegNet:
@@ -223,7 +243,8 @@ def train_video(
     for epoch in range(start, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         net.train()
-        net.slow.eval()  # frozen: its BatchNorm statistics stay the teacher's
+        for part in frozen_parts(net):
+            part.eval()
         t0, sums = time.time(), {"loss": 0.0, "ce": 0.0, "distill": 0.0}
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
         for i in bar:
@@ -290,12 +311,14 @@ def online_finetune(
     steps: int,
     lr: float,
     device: torch.device,
+    step_head: str = "own",
 ) -> VideoSegNet:
     """A copy of ``net`` whose key and non-key heads are fine-tuned on a sequence's first
     frame and its given mask (and the mirror image): how semi-supervised VOS uses the
     first-frame annotation (OSVOS-style, as the SlowFast-for-VOS study). The backbone, fast
-    pathway and cell are left as trained; the non-key head learns from the cell's output
-    on frame 0 read as its own successor."""
+    pathway and cell are left as trained. An own non-key head learns from the cell's output
+    on frame 0 read as its own successor; with ``step_head`` "key" the key head is
+    fine-tuned alone and serves non-key frames too."""
     net = copy.deepcopy(net).eval()
     x = to_tensor(np.stack([frame, frame[:, ::-1]]), device)
     y = torch.from_numpy(np.stack([mask, mask[:, ::-1]]).astype(np.int64)).to(device)
@@ -305,7 +328,7 @@ def online_finetune(
         fast = net.fast.encoder(z) if net.fast is not None else None
         _, state = net.key_from_features(slow, fast)
         d_hat, _ = net.cell_features(fast, state)
-    heads = (net.slow.head, net.step_head)
+    heads = (net.slow.head, net.step_head) if step_head == "own" else (net.slow.head,)
     params = [p for head in heads for p in head.parameters()]
     for p in params:
         p.requires_grad_(True)
@@ -318,6 +341,8 @@ def online_finetune(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    if step_head == "key":
+        net.init_step_head()
     return net.requires_grad_(False)
 
 
@@ -380,7 +405,13 @@ def evaluate_networks(
         video = net
         if metric == "J&F":
             video = online_finetune(
-                net, clip.frames[0], first_frame_mask(clip), cfg.online_steps, cfg.online_lr, device
+                net,
+                clip.frames[0],
+                first_frame_mask(clip),
+                cfg.online_steps,
+                cfg.online_lr,
+                device,
+                cfg.step_head,
             )
         runners = {
             "static": video.slow,
@@ -524,6 +555,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def add_step_head_flag(p: argparse.ArgumentParser) -> None:
+    """``--step-head``, shared with bench.real."""
+    p.add_argument(
+        "--step-head",
+        choices=STEP_HEADS,
+        default=RetrainConfig.step_head,
+        help="non-key head: own (trained with the cell) or key (the frozen key head itself)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m nas.retrain",
@@ -554,6 +595,7 @@ def parser() -> argparse.ArgumentParser:
         default=RetrainConfig.online_steps,
         help="DAVIS: head fine-tuning steps on each sequence's first frame",
     )
+    add_step_head_flag(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher", help="StaticSegNet safetensors to use instead of training one")
     p.add_argument(
@@ -613,6 +655,7 @@ def run(args: argparse.Namespace, log: Log) -> dict:
         lr=args.lr,
         online_steps=args.online_steps,
         seed=args.seed,
+        step_head=args.step_head,
     )
     device = pick_device(args.device)
     root = args.data_root if args.dataset != "synthetic" else None
@@ -646,7 +689,7 @@ def run(args: argparse.Namespace, log: Log) -> dict:
         log,
     )
     torch.manual_seed(cfg.seed)
-    net = build_video_net(genotype, teacher_dir, meta).to(device)
+    net = build_video_net(genotype, teacher_dir, meta, cfg.step_head).to(device)
     sampler = WindowSampler(train, cfg.clip_len, tuple(train[0].frames.shape[1:3]), cfg.scale)
     identity = run_identity(genotype, data, meta["key"], cfg)
     history = train_video(net, sampler, cfg, args.out / "train", device, identity, args.resume, log)
@@ -661,13 +704,19 @@ def run(args: argparse.Namespace, log: Log) -> dict:
         f"quality on the {args.val_split} split at {resolution[0]}x{resolution[1]} (labels "
         "resized nearest); non-key = frames with t % alpha != 0 of each sequence",
         "video training loss on non-key frames only (cross-entropy on ground truth, teacher "
-        "labels where unlabelled, + D_t distillation); fast pathway, cell and non-key head "
-        "trained, slow pathway frozen",
+        "labels where unlabelled, + D_t distillation); fast pathway, cell and "
+        + (
+            "non-key head trained"
+            if cfg.step_head == "own"
+            else "no head trained (non-key frames are read by the key head)"
+        )
+        + ", slow pathway frozen",
     ]
     if metric == "J&F":
+        heads = "the key and non-key heads" if cfg.step_head == "own" else "the shared head"
         notes.append(
             f"DAVIS semi-supervised: first-frame mask used by online fine-tuning of "
-            f"the key and non-key heads ({cfg.online_steps} Adam steps, lr "
+            f"{heads} ({cfg.online_steps} Adam steps, lr "
             f"{cfg.online_lr}, frame 0 and its mirror) per sequence, for all three "
             "networks; J&F skips the first and last frame"
         )

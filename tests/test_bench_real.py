@@ -2,7 +2,9 @@
 
 import pytest
 
-from bench.real import combine_seeds, target_check
+from bench.real import cell_tag, combine_seeds, load, target_check
+from search_spaces.genotype import Genotype
+from tests.test_retrain import CELL, make_davis
 
 
 def report(seed: int, static: float, copy: float, video: float, video_gflops: float = 0.55) -> dict:
@@ -52,3 +54,17 @@ def test_a_mean_below_copy_misses_the_target_even_if_one_seed_beats_it():
     check = target_check({"davis": {"alphas": {2: combine_seeds(runs)}}})
     assert not check["beats_copy"]
     assert check["seeds_above_copy"] == 1
+
+
+def test_validation_scores_held_out_training_frames_never_the_evaluation_frames(tmp_path):
+    root = make_davis(tmp_path / "DAVIS", sequences=2, frames=10)
+    train, evaluation = load("davis", root, (32, 48))
+    fit, held_out = load("davis", root, (32, 48), validate=True)
+    for whole, part, val, test in zip(train, fit, held_out, evaluation):
+        assert list(part.frame_ids) + list(val.frame_ids) == list(whole.frame_ids)
+        assert len(part) == 5 and len(val) == 2 and not set(val.frame_ids) & set(test.frame_ids)
+
+
+def test_a_key_step_head_gets_its_own_checkpoints():
+    cell = Genotype.load(CELL)
+    assert cell_tag(cell) != cell_tag(cell, "key") and cell_tag(cell, "key").endswith("-keyhead")

@@ -16,7 +16,7 @@ from nas.checkpoint import load_weights, read_json
 from nas.models.config import NetConfig
 from nas.models.heads import upsample_logits
 from nas.models.video import VideoSegNet
-from nas.retrain import main, window_features
+from nas.retrain import RetrainConfig, main, online_finetune, window_features
 from nas.train_utils import augment_window
 from search_spaces.genotype import Genotype
 
@@ -211,6 +211,35 @@ def test_davis_uses_the_first_frame_mask_and_scores_j_and_f(tmp_path):
     assert any("first-frame mask" in note for note in report["notes"])
     for row in report["networks"].values():
         assert 0.0 <= row["quality_nonkey"] <= 1.0 and 0.0 <= row["quality_all"] <= 1.0
+
+
+def heads_equal(net: VideoSegNet) -> bool:
+    key, step = net.slow.head.state_dict(), net.step_head.state_dict()
+    return all(torch.equal(key[name], step[name]) for name in key)
+
+
+def test_a_key_step_head_is_the_key_head_in_training_and_online(tmp_path):
+    out = tmp_path / "run"
+    args = ["--cell", str(CELL), "--out", str(out), "--epochs", "1", "--step-head", "key"]
+    assert main([*args, *SYNTHETIC, *TINY]) == 0
+    net, _ = build_from_cell(out / "cell" / "cell.json")
+    assert heads_equal(net)  # frozen in training, BatchNorm statistics included
+    frame = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((32, 32), np.int64)
+    mask[8:20, 8:20] = 1
+    before = {k: v.clone() for k, v in net.slow.head.state_dict().items()}
+    cpu = torch.device("cpu")
+    tuned = online_finetune(net, frame, mask, 3, 1e-2, cpu, "key")
+    assert heads_equal(tuned)
+    assert not torch.equal(
+        tuned.slow.head.state_dict()["classifier.weight"], before["classifier.weight"]
+    )
+    assert not heads_equal(online_finetune(net, frame, mask, 3, 1e-2, cpu, "own"))
+
+
+def test_an_unknown_step_head_is_refused():
+    with pytest.raises(ValueError, match="step_head must be one of"):
+        RetrainConfig(step_head="shared")
 
 
 @pytest.mark.parametrize(
