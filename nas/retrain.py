@@ -157,14 +157,13 @@ def copy_net(net: VideoSegNet) -> VideoSegNet:
 # ---- training ------------------------------------------------------------------------------
 def run_identity(genotype: Genotype, data: dict, teacher_key: str, cfg: RetrainConfig) -> dict:
     """What a resumed run must share with the run that saved the checkpoint (the number of
-    epochs may grow)."""
+    epochs may grow). The default non-key head is left out, so runs saved before
+    ``step_head`` existed still resume."""
+    config = {**asdict(cfg), "epochs": None}
+    if cfg.step_head == "own":
+        del config["step_head"]
     return _json_safe(
-        {
-            "genotype": genotype.to_dict(),
-            "data": data,
-            "teacher": teacher_key,
-            "config": {**asdict(cfg), "epochs": None},
-        }
+        {"genotype": genotype.to_dict(), "data": data, "teacher": teacher_key, "config": config}
     )
 
 

@@ -107,27 +107,12 @@ def test_a_finished_run_is_not_overwritten_without_resume(one_epoch, tmp_path, c
     assert (out / "train" / "epoch_1.safetensors").is_file()
 
 
-def test_resume_with_other_settings_is_refused(one_epoch, tmp_path, capsys):
+@pytest.mark.parametrize("other", [["--lr", "0.5"], ["--step-head", "key"]])
+def test_resume_with_other_settings_is_refused(one_epoch, tmp_path, capsys, other):
     out = tmp_path / "run"
     shutil.copytree(one_epoch, out)
-    assert (
-        main(
-            [
-                "--cell",
-                str(CELL),
-                "--out",
-                str(out),
-                "--epochs",
-                "2",
-                "--resume",
-                "--lr",
-                "0.5",
-                *SYNTHETIC,
-                *TINY,
-            ]
-        )
-        == 2
-    )
+    args = ["--cell", str(CELL), "--out", str(out), "--epochs", "2", "--resume", *other]
+    assert main([*args, *SYNTHETIC, *TINY]) == 2
     assert "other settings (config differ)" in capsys.readouterr().err
 
 
