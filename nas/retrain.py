@@ -325,17 +325,18 @@ def online_finetune(
         z = net.slow.normalize(x)
         slow = net.slow.neck(net.slow.backbone(z))
         fast = net.fast.encoder(z) if net.fast is not None else None
-        _, state = net.key_from_features(slow, fast)
-        d_hat, _ = net.cell_features(fast, state)
-    heads = (net.slow.head, net.step_head) if step_head == "own" else (net.slow.head,)
-    params = [p for head in heads for p in head.parameters()]
+        pairs = [(net.slow.head, slow)]
+        if step_head == "own":
+            _, state = net.key_from_features(slow, fast)
+            pairs.append((net.step_head, net.cell_features(fast, state)[0]))
+    params = [p for head, _ in pairs for p in head.parameters()]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=lr)
     for _ in range(steps):
         loss = sum(
             F.cross_entropy(upsample_logits(head(feat), y.shape[-2:]), y, ignore_index=IGNORE_INDEX)
-            for head, feat in zip(heads, (slow, d_hat))
+            for head, feat in pairs
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
