@@ -24,7 +24,7 @@ from nas.checkpoint import read_json  # noqa: E402
 from nas.child import ChildConfig, ChildRun  # noqa: E402
 from nas.config import SearchConfig  # noqa: E402
 from nas.data import load_clips  # noqa: E402
-from nas.teacher import load_fast, load_teacher  # noqa: E402
+from nas.teacher_folder import TeacherFolder  # noqa: E402
 from search_spaces.genotype import Genotype  # noqa: E402
 
 
@@ -34,8 +34,10 @@ class LiveFeatures:
 
     def __init__(self, cache: FeatureCache, clips, teacher_dir: Path, beta: str):
         self.meta, self.clips = cache.meta, clips
-        self.teacher, tmeta = load_teacher(teacher_dir)
-        self.fast_net = load_fast(teacher_dir, beta, self.teacher.config)
+        folder = TeacherFolder(teacher_dir)
+        tmeta = folder.meta()
+        self.teacher = folder.static(tmeta)
+        self.fast_net = folder.fast(beta, tmeta)
         self.labels, self.labelled = cache.labels, cache.labelled
         self.beta = beta
         self.num_clips, self.clip_len = cache.num_clips, cache.clip_len

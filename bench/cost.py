@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.cost import count_flops, count_params, measure_latency  # noqa: E402
+from evaluation.cost import count_flops, count_params, measure_latency, per_frame  # noqa: E402
 from nas.config import parse_resolution  # noqa: E402
 from nas.models.config import NetConfig  # noqa: E402
 from nas.models.static import StaticSegNet  # noqa: E402
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                     _, state = net.key_step(frame)
                 key = count_flops(net.key_step, frame).gflops
                 nonkey = count_flops(net.step, frame, state).gflops
-                avg = (key + (alpha - 1) * nonkey) / alpha
+                avg = per_frame(key, nonkey, alpha)
                 lat = None
                 if not args.no_latency:
                     if (cell, beta) not in latency:  # the steps do not depend on alpha
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                             measure_latency(net.step, frame, state),
                         )
                     k_ms, s_ms = latency[(cell, beta)]
-                    lat = (k_ms + (alpha - 1) * s_ms) / alpha
+                    lat = per_frame(k_ms, s_ms, alpha)
                 row = {
                     "cell": cell,
                     "alpha": alpha,

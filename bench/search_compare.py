@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     controllers = args.controllers.split(",")
     if not args.analyze_only:
+        from nas.budget import parse_budget
         from nas.run import run_search
 
         base = Path(args.base)
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                     "dashboard": False,
                 }
             )
-            run_search(config, run, resume=(run / "searcher.json").is_file())
+            run_search(
+                config, run, parse_budget(config.budget), resume=(run / "searcher.json").is_file()
+            )
     rows = {}
     for name in controllers:
         records = read_records(out / name / "trials.jsonl")

@@ -40,14 +40,25 @@ class Proposal:
     genotype: Genotype
     tokens: list[int]
     log_probs: list[float]
+    index: int = 0
+    """How many proposals its controller made before this one: a search seeds the child
+    from it, so a rerun child (after a resume) trains exactly as the first time."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "tokens": list(self.tokens), "log_probs": list(self.log_probs)}
+        return {
+            "id": self.id,
+            "tokens": list(self.tokens),
+            "log_probs": list(self.log_probs),
+            "index": self.index,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], space: SearchSpace) -> Proposal:
         tokens = [int(t) for t in data["tokens"]]
-        return cls(data["id"], space.decode(tokens), tokens, [float(x) for x in data["log_probs"]])
+        # states saved before "index" existed: the id ends with it ("ppo-0-8")
+        index = int(data["index"]) if "index" in data else int(data["id"].rsplit("-", 1)[-1])
+        log_probs = [float(x) for x in data["log_probs"]]
+        return cls(data["id"], space.decode(tokens), tokens, log_probs, index)
 
 
 def effective_reward(reward: float, status: str, failure_reward: float) -> float:
@@ -96,6 +107,7 @@ class Controller:
             genotype=self.space.decode(tokens),
             tokens=[int(t) for t in tokens],
             log_probs=[float(x) for x in log_probs],
+            index=self.n_asked,
         )
         self.n_asked += 1
         self.pending[proposal.id] = proposal

@@ -169,6 +169,13 @@ def count_flops(fn_or_module: Callable[..., Any], *inputs: Any, **kwargs: Any) -
     )
 
 
+def per_frame(key: float, nonkey: float, alpha: int) -> float:
+    """A video network's average cost per frame: one key frame every ``alpha`` frames, the
+    other ``alpha - 1`` non-key. The one formula behind every per-frame figure (a child's
+    reward, the retrain report, bench/cost)."""
+    return (key + (alpha - 1) * nonkey) / alpha
+
+
 def count_params(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (buffers such as BatchNorm statistics are not parameters)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -21,7 +21,7 @@ from evaluation.cost import count_flops
 from nas.checkpoint import content_key, read_json, write_json
 from nas.data.clip import Clip
 from nas.models.config import NetConfig
-from nas.teacher import load_fast, load_teacher
+from nas.teacher_folder import TeacherFolder
 from search_spaces.genotype import BETAS
 
 
@@ -94,9 +94,10 @@ def ensure_cache(
 ) -> FeatureCache:
     """Build (or resume, or reuse) the cache of ``clips`` at ``path``."""
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    teacher, tmeta = load_teacher(teacher_dir)
-    net = NetConfig(**tmeta["net"])
-    fast = {beta: load_fast(teacher_dir, beta, net) for beta in BETAS}
+    folder = TeacherFolder(teacher_dir)
+    tmeta = folder.meta()
+    teacher = folder.static(tmeta)
+    fast = {beta: folder.fast(beta, tmeta) for beta in BETAS}
     n_clips, clip_len = len(clips), len(clips[0])
     size = tuple(clips[0].frames.shape[1:3])
     key = content_key([tmeta["key"], fingerprint, n_clips, clip_len, size])

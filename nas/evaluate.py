@@ -17,7 +17,6 @@ frames where the ground truth does not (lower is steadier; mean over sequences).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections import defaultdict
@@ -32,6 +31,7 @@ from evaluation.metrics import (
     evaluate_davis_sequence,
     temporal_consistency,
 )
+from nas.checkpoint import json_text
 from nas.data import camvid, cityscapes, davis, sequence_specs
 from nas.data.images import read_label
 
@@ -173,15 +173,6 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _json_safe(value: object) -> object:
-    """NaN -> null (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nas.evaluate",
@@ -221,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     print(_report(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+        args.json.write_text(json_text(result) + "\n")
     return 0
 
 

@@ -17,23 +17,15 @@ import torch
 
 from nas.cellfile import build_from_cell, write_cell
 from nas.checkpoint import load_weights, read_json, save_weights
-from nas.models.config import NetConfig
 from nas.models.video import KeyStep, Step, VideoSegNet
 from nas.records import read_records
-from nas.teacher import fast_encoder_file
+from nas.teacher_folder import TeacherFolder
 from search_spaces.genotype import Genotype
 
 
 def assemble(run: Path, record: dict) -> VideoSegNet:
     """The trained video network of one recorded child."""
-    meta = read_json(run / "teacher" / "teacher.json")
-    genotype = Genotype.from_dict(record["genotype"])
-    net = VideoSegNet(genotype, meta["num_classes"], NetConfig(**meta["net"]))
-    net.slow.load_state_dict(load_weights(run / "teacher" / "teacher.safetensors"))
-    if net.fast is not None:
-        net.fast.load_state_dict(
-            load_weights(run / "teacher" / fast_encoder_file(genotype.beta)), strict=False
-        )
+    net = TeacherFolder(run / "teacher").video_net(Genotype.from_dict(record["genotype"]))
     child = run / "children" / f"{record['proposal_id']}.safetensors"
     if not child.is_file():
         raise FileNotFoundError(f"{child} is missing: the child's weights were not saved")
@@ -60,7 +52,7 @@ def export_cell(run: Path, record: dict, folder: Path, resolution: tuple[int, in
         "dataset": search.get("dataset"),
         "seed": record.get("seed"),
         "resolution": list(resolution),
-        "teacher_key": read_json(run / "teacher" / "teacher.json")["key"],
+        "teacher_key": TeacherFolder(run / "teacher").meta()["key"],
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     save_weights(net, folder / "weights.safetensors")

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nas.checkpoint import json_text
+
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Every complete line of trials.jsonl (a line cut by a kill is skipped)."""
@@ -21,10 +23,6 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
-
-
-def _finite(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 class RunLog:
@@ -41,9 +39,10 @@ class RunLog:
         """Append one finished child; False (nothing written) if it is recorded already."""
         if record["proposal_id"] in self.recorded:
             return False
-        record = {k: _finite(v) for k, v in record.items()}
+        line = json_text(record, indent=None)
+        record = json.loads(line)
         with open(self.path, "a") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         self.records.append(record)

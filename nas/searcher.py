@@ -137,6 +137,10 @@ class BudgetSearcher(ControllerSearcher):
         super().on_trial_complete(trial_id, result, error)
         self._save()
 
+    def _config(self, proposal: Proposal) -> dict[str, Any]:
+        """The trial's config: the proposal, and the seed its child trains with."""
+        return {**super()._config(proposal), "seed": self.seed + proposal.index}
+
     def _save(self) -> None:
         self.save(str(self.state_path))
 

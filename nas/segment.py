@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from nas.cellfile import build_from_cell
+from nas.config import resolution_arg
+from nas.data.clip import to_tensor
 from nas.models.heads import label_map
 from nas.models.video import StreamingSegmenter
-from nas.retrain import parse_size, to_tensor
 from nas.train_utils import autocast, pick_device
 from search_spaces.genotype import GenotypeError
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, help="default: weights.safetensors beside the cell")
     p.add_argument("--out", type=Path, help="overlay video to write (.mp4, mp4v codec)")
     p.add_argument("--masks", type=Path, help="folder for class-index PNG masks")
-    p.add_argument("--resolution", type=parse_size, help="HxW the network runs at")
+    p.add_argument("--resolution", type=resolution_arg, help="HxW the network runs at")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     args = p.parse_args(argv)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,57 +29,20 @@ from nas.checkpoint import (
     save_weights,
     write_json,
 )
+from nas.config import TeacherConfig
 from nas.data.clip import IGNORE_INDEX, Clip
 from nas.models.backbone import load_pretrained
+from nas.models.backbones import DEFAULT_BACKBONE
 from nas.models.config import NetConfig
-from nas.models.fast_encoder import FastEncoder
 from nas.models.static import StaticSegNet
-from nas.train_utils import cosine_lr
-from search_spaces.genotype import BETAS
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    """How the teacher and the fast encoders are trained."""
-
-    steps: int = 600
-    """Optimiser steps of the static network."""
-    fast_steps: int = 250
-    """Distillation steps of each fast encoder (one per beta)."""
-    batch_size: int = 8
-    """Frames per step."""
-    lr: float = 2e-3
-    """AdamW peak learning rate (cosine decay)."""
-    checkpoint_every: int = 50
-    """Steps between resumable checkpoints."""
-
-
-def fast_encoder_file(beta: str) -> str:
-    return f"fast_{beta.replace('/', '_')}.safetensors"
-
-
-class FastDistilled(nn.Module):
-    """A fast encoder with the 1x1 projection to the slow-state width (FastPathway's names)."""
-
-    def __init__(self, beta: str, config: NetConfig):
-        super().__init__()
-        self.encoder = FastEncoder(_fraction(beta), config.output_stride, config.width_mult)
-        c = config.deep_channels
-        self.proj = nn.Sequential(
-            nn.Conv2d(self.encoder.out_channels, c, 1, bias=False), nn.BatchNorm2d(c)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.encoder(x))
+from nas.models.video import ProjectedFastEncoder
+from nas.teacher_folder import TeacherFolder
+from nas.train_utils import cosine_lr, optimizer_step, set_lr
+from search_spaces.genotype import BETAS, beta_fraction
 
 
 def _key(beta: str) -> str:
     return beta.replace("/", "_")
-
-
-def _fraction(text: str) -> float:
-    num, den = text.split("/")
-    return int(num) / int(den)
 
 
 TEACHER_FORMAT = 2  # bump when the teacher's or fast encoders' shapes change
@@ -89,9 +52,10 @@ def teacher_key(
     data_fingerprint: dict, net: NetConfig, cfg: TeacherConfig, seed: int, pretrained: str | None
 ) -> str:
     """What the teacher depends on, hashed: a change means a different teacher."""
-    return content_key(
-        [TEACHER_FORMAT, data_fingerprint, net.to_dict(), asdict(cfg), seed, pretrained]
-    )
+    sizes = net.to_dict()
+    if sizes["backbone"] == DEFAULT_BACKBONE:  # as before backbones were a choice: same keys
+        del sizes["backbone"]
+    return content_key([TEACHER_FORMAT, data_fingerprint, sizes, asdict(cfg), seed, pretrained])
 
 
 class FrameSampler:
@@ -128,8 +92,12 @@ def _train_loop(
     state_path: Path,
     device: torch.device,
     log: Callable[[str], None],
+    frozen_norms: Sequence[nn.Module] = (),
 ) -> None:
-    """Adam steps with cosine decay; resumable from ``state_path`` (same ``name``)."""
+    """Adam steps with cosine decay; resumable from ``state_path`` (same ``name``).
+    ``frozen_norms`` stay in eval mode with their affine parameters fixed."""
+    for norm in frozen_norms:
+        norm.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     start = 0
@@ -142,20 +110,20 @@ def _train_loop(
             start = int(state["step"])
             log(f"[teacher] {name}: resuming at step {start}/{steps}")
     model.train()
+    for norm in frozen_norms:
+        norm.eval()
     t0, running = time.time(), None
     for step in range(start, steps):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, steps, cfg.lr)
+        set_lr(opt, cosine_lr(step, steps, cfg.lr))
         x, y = sampler.batch(cfg.batch_size)
-        loss = loss_fn(model, x.to(device), y.to(device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{name} diverged at step {step} (loss {float(loss)}): lower --teacher-lr"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        value = float(loss.detach())
+        value = optimizer_step(
+            loss_fn(model, x.to(device), y.to(device)),
+            opt,
+            params,
+            diverged=lambda v, step=step: FloatingPointError(
+                f"{name} diverged at step {step} (loss {v}): lower the teacher's learning rate"
+            ),
+        )
         running = value if running is None else 0.9 * running + 0.1 * value
         done = step + 1
         if done % cfg.checkpoint_every == 0 or done == steps:
@@ -196,10 +164,11 @@ def ensure_teacher(
     of training one.
     """
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    folder = TeacherFolder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = str(Path(teacher_file).resolve()) if teacher_file else None
     key = teacher_key(data_fingerprint, net, cfg, seed, source or pretrained_backbone)
-    meta_path = out_dir / "teacher.json"
+    meta_path = folder.meta_path
     meta = read_json(meta_path) if meta_path.is_file() else {}
     if meta.get("key") != key:
         if meta:
@@ -226,29 +195,36 @@ def ensure_teacher(
 
     torch.manual_seed(seed)
     teacher = StaticSegNet(num_classes, net).to(device)
-    state_path = out_dir / "train_state.pt"
+    state_path = folder.state_path
     if not meta.get("static_done"):
         t0 = time.time()
         if source:
             teacher.load_state_dict(load_weights(source))
             log(f"[teacher] loaded {source}")
         else:
+            frozen = []
             if pretrained_backbone:
                 load_pretrained(teacher.backbone, pretrained_backbone)
+                # batches of 8 frames would only blur the ImageNet statistics
+                frozen = [m for m in teacher.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
             sampler = FrameSampler(clips(), seed)
             ce = lambda m, x, y: F.cross_entropy(m(x), y, ignore_index=IGNORE_INDEX)
-            _train_loop("static", teacher, ce, sampler, cfg.steps, cfg, state_path, device, log)
-        save_weights(teacher, out_dir / "teacher.safetensors")
+            _train_loop(
+                "static", teacher, ce, sampler, cfg.steps, cfg, state_path, device, log, frozen
+            )
+        save_weights(teacher, folder.weights_path)
         meta.update(static_done=True, source=source or "trained")
         meta["seconds"]["static"] = round(time.time() - t0, 1)
         write_json(meta_path, meta)
-    teacher.load_state_dict(load_weights(out_dir / "teacher.safetensors"))
+    teacher.load_state_dict(load_weights(folder.weights_path))
     teacher.eval().requires_grad_(False)
 
     if not meta.get("fast_done"):
         t0 = time.time()
         torch.manual_seed(seed + 1)
-        students = nn.ModuleDict({_key(b): FastDistilled(b, net) for b in BETAS}).to(device)
+        students = nn.ModuleDict(
+            {_key(b): ProjectedFastEncoder(beta_fraction(b), net) for b in BETAS}
+        ).to(device)
 
         def distill(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -269,23 +245,9 @@ def ensure_teacher(
             log,
         )
         for beta in BETAS:
-            save_weights(students[_key(beta)], out_dir / fast_encoder_file(beta))
+            save_weights(students[_key(beta)], folder.fast_path(beta))
         meta["fast_done"] = list(BETAS)
         meta["seconds"]["fast encoders"] = round(time.time() - t0, 1)
         write_json(meta_path, meta)
     state_path.unlink(missing_ok=True)
     return meta
-
-
-def load_teacher(out_dir: Path) -> tuple[StaticSegNet, dict]:
-    """The frozen teacher of ``out_dir`` and its meta."""
-    meta = read_json(out_dir / "teacher.json")
-    teacher = StaticSegNet(meta["num_classes"], NetConfig(**meta["net"]))
-    teacher.load_state_dict(load_weights(out_dir / "teacher.safetensors"))
-    return teacher.eval().requires_grad_(False), meta
-
-
-def load_fast(out_dir: Path, beta: str, net: NetConfig) -> FastDistilled:
-    fast = FastDistilled(beta, net)
-    fast.load_state_dict(load_weights(out_dir / fast_encoder_file(beta)))
-    return fast.eval().requires_grad_(False)

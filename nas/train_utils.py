@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -55,12 +55,49 @@ def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
 
 
-def cosine_lr(step: int, total: int, peak: float) -> float:
-    """Linear warm-up over the first 5% of the steps, then cosine decay to zero."""
-    warm = max(1, total // 20)
+def cosine_lr(step: int, total: int, peak: float, warmup: bool = True) -> float:
+    """Linear warm-up over the first 5% of the steps (at least one; none without
+    ``warmup``), then cosine decay to zero."""
+    warm = max(1, total // 20) if warmup else 0
     if step < warm:
         return peak * (step + 1) / warm
     return 0.5 * peak * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    params: Sequence[torch.nn.Parameter],
+    *,
+    diverged: Callable[[float], Exception],
+    max_grad_norm: float | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> float:
+    """One step of every training loop here: refuse a non-finite loss (``diverged(value)``
+    is raised, before any weight moves), backward (through ``scaler`` under fp16), clip the
+    gradient norm, step. Returns the loss."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise diverged(value)
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    if scaler is None:
+        opt.step()
+    else:
+        scaler.step(opt)
+        scaler.update()
+    return value
 
 
 def augment_window(

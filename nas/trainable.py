@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from nas.cache import FeatureCache
-from nas.child import ChildConfig, ChildRun, save_child
-from nas.reward import RewardConfig
+from nas.child import ChildRun, save_child
+from nas.config import ChildSettings
 from search_spaces.genotype import Genotype
 
 _CACHES: dict[str, FeatureCache] = {}  # per worker process: reused actors open a cache once
@@ -37,40 +37,46 @@ def _node_id() -> str | None:
         return None
 
 
-def child_trainable(config: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Train and evaluate the genotype in ``config``; ``settings`` hold the run's constants."""
+def child_device() -> torch.device:
+    """CUDA when Ray gave this trial a GPU, else the CPU (one thread: Ray runs a child per
+    core). A 0-GPU trial inherits the driver's CUDA_VISIBLE_DEVICES, so torch seeing a GPU
+    does not mean the trial has one."""
+    try:
+        import ray
+
+        use_gpu = len(ray.get_gpu_ids()) > 0
+    except Exception:
+        use_gpu = False
+    device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    return device
+
+
+def child_trainable(config: dict[str, Any], settings: ChildSettings) -> None:
+    """Train and evaluate the genotype in ``config`` (a BudgetSearcher proposal with the
+    child's ``seed``); ``settings`` are what every child of the search shares."""
     from ray import tune
 
     t0 = time.time()
     base = {
         "proposal_id": config["proposal_id"],
         "node_id": _node_id(),
-        "seed": settings["seed"],
+        "seed": config["seed"],
         "stopped_early": False,
     }
     try:
-        use_gpu = False
-        try:
-            import ray
-
-            use_gpu = len(ray.get_gpu_ids()) > 0
-        except Exception:
-            pass
-        device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
-        if device.type == "cpu":
-            torch.set_num_threads(1)
-        genotype = Genotype.from_dict(config["genotype"])
         run = ChildRun(
-            genotype,
-            Path(settings["teacher_dir"]),
-            _cache(settings["train_cache"]),
-            _cache(settings["val_cache"]),
-            ChildConfig(**settings["child"]),
-            RewardConfig(**settings["reward"]),
-            seed=settings["seed"] + int(config["proposal_id"].rsplit("-", 1)[-1]),
-            device=device,
+            Genotype.from_dict(config["genotype"]),
+            Path(settings.teacher_dir),
+            _cache(settings.train_cache),
+            _cache(settings.val_cache),
+            settings.child,
+            settings.reward,
+            seed=config["seed"],
+            device=child_device(),
         )
-        out = Path(settings["children_dir"]) / f"{config['proposal_id']}.safetensors"
+        out = Path(settings.children_dir) / f"{config['proposal_id']}.safetensors"
 
         def report(result: dict[str, Any]) -> None:
             tune.report({**base, **result, "status": "ok", "device_seconds": time.time() - t0})

@@ -27,6 +27,11 @@ class GenotypeError(ValueError):
     """A genotype (or its JSON file) does not describe a valid cell."""
 
 
+def beta_fraction(beta: str) -> float:
+    """"1/4" -> 0.25."""
+    return float(Fraction(beta))
+
+
 @dataclass(frozen=True)
 class Node:
     """One node of the dynamic cell: the sum of two (input, op) pairs."""
@@ -50,7 +55,7 @@ class Genotype:
     @property
     def beta_value(self) -> float:
         """beta as a number (the fast pathway's share of the slow widths)."""
-        return float(Fraction(self.beta))
+        return beta_fraction(self.beta)
 
     def leaf_nodes(self) -> list[int]:
         """Cell-state indices of nodes no other node reads: the cell's output."""

@@ -12,6 +12,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from nas.budget import parse_budget  # noqa: E402
 from nas.run import run_search  # noqa: E402
 from tests.conftest import tiny_search_config  # noqa: E402
 
@@ -29,7 +30,7 @@ def main(out: str, temp_dir: str) -> None:
         config = tiny_search_config(
             address=cluster.address, workers=2, max_children=4, child_steps=40, controller="random"
         )
-        summary = run_search(config, Path(out))
+        summary = run_search(config, Path(out), parse_budget(config.budget))
         print(json.dumps({"children": summary["children"]}))
     finally:
         import ray

@@ -1,4 +1,7 @@
-"""Shared fixtures: one Ray session for the whole test run, one tiny prepared search."""
+"""Shared fixtures: one Ray session for the whole test run, one tiny prepared search.
+
+Tiny datasets in the benchmarks' layouts (and the documented cell) are built by plain
+functions in tests/fixtures_data.py; tests import them from there, never from each other."""
 
 from __future__ import annotations
 

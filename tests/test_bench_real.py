@@ -2,9 +2,18 @@
 
 import pytest
 
-from bench.real import cell_tag, combine_seeds, load, target_check
+from bench.real import (
+    PROTOCOLS,
+    Protocol,
+    cell_tag,
+    combine_seeds,
+    load,
+    static_targets,
+    validation_protocol,
+    video_minus_copy,
+)
 from search_spaces.genotype import Genotype
-from tests.test_retrain import CELL, make_davis
+from tests.fixtures_data import CELL, make_davis
 
 
 def report(seed: int, static: float, copy: float, video: float, video_gflops: float = 0.55) -> dict:
@@ -26,7 +35,7 @@ def report(seed: int, static: float, copy: float, video: float, video_gflops: fl
     return {"metric": "J&F", "networks": networks, "loss": {"loss": 0.1}, "seed": seed}
 
 
-def test_seeds_are_averaged_and_the_target_reads_the_mean():
+def test_seeds_are_averaged_and_the_static_target_reads_the_mean():
     runs = [
         report(0, 0.60, 0.58, 0.57, 0.54),
         report(1, 0.60, 0.58, 0.61, 0.55),
@@ -41,28 +50,39 @@ def test_seeds_are_averaged_and_the_target_reads_the_mean():
     assert [s["video_nonkey"] for s in rep["seeds"]] == [0.57, 0.61, 0.60]
     assert rep["video_nonkey_std"] == pytest.approx(0.0169967, abs=1e-6)
     assert rep["seconds"] == 1.0 and "seed" not in rep
+    assert video_minus_copy(rep) == pytest.approx(0.0133333, abs=1e-6)
 
-    check = target_check({"davis": {"alphas": {2: rep}}})
-    assert check["beats_copy"] and check["quality_met"] and check["gflops_met"]
-    assert check["gflops_ratio"] == pytest.approx(0.56)
-    assert check["video_minus_copy"] == pytest.approx(0.0133333, abs=1e-6)
-    assert (check["seeds_above_copy"], check["seeds"]) == (2, 3)
+    (check,) = static_targets({"davis-unseen": {"alphas": {2: rep}}, "other": {"alphas": {}}})
+    assert check["protocol"] == "davis-unseen" and check["static"] == pytest.approx(0.60)
+    assert not check["met"]  # 0.60 < 0.70
 
 
-def test_a_mean_below_copy_misses_the_target_even_if_one_seed_beats_it():
-    runs = [report(0, 0.60, 0.58, 0.55), report(1, 0.60, 0.58, 0.59)]
-    check = target_check({"davis": {"alphas": {2: combine_seeds(runs)}}})
-    assert not check["beats_copy"]
-    assert check["seeds_above_copy"] == 1
+def test_unseen_protocols_never_score_a_trained_sequence(tmp_path):
+    root = make_davis(tmp_path / "DAVIS", sequences=3, frames=6)
+    protocol = Protocol("t", "davis", "train:-seq2", "train:seq2")
+    train, scored = load(protocol, root, (32, 48))
+    assert {c.sequence for c in train} == {"seq0", "seq1"}
+    assert [c.sequence for c in scored] == ["seq2"]
+    unseen, held_in = PROTOCOLS["davis-unseen"], validation_protocol(PROTOCOLS["davis-unseen"])
+    for name in ("car-turn", "dog-agility", "paragliding", "rhino"):
+        assert f"-{name}" not in held_in.evaluate and name in unseen.evaluate
+        assert name in held_in.train and name in unseen.train  # both exclude them
+    assert held_in.train.startswith("train:-") and unseen.train.startswith("train:-")
+    assert PROTOCOLS["camvid-1hz"].train == "train:-0006R0"
 
 
 def test_validation_scores_held_out_training_frames_never_the_evaluation_frames(tmp_path):
     root = make_davis(tmp_path / "DAVIS", sequences=2, frames=10)
-    train, evaluation = load("davis", root, (32, 48))
-    fit, held_out = load("davis", root, (32, 48), validate=True)
-    for whole, part, val, test in zip(train, fit, held_out, evaluation):
-        assert list(part.frame_ids) + list(val.frame_ids) == list(whole.frame_ids)
-        assert len(part) == 5 and len(val) == 2 and not set(val.frame_ids) & set(test.frame_ids)
+    train, evaluation = load(PROTOCOLS["davis-in-time"], root, (32, 48))
+    for whole, part in zip(
+        load(Protocol("w", "davis", "train", "train"), root, (32, 48))[0], train
+    ):
+        assert list(part.frame_ids) == list(whole.frame_ids)[:7]
+    assert [len(e) for e in evaluation] == [3, 3]
+    camvid = validation_protocol(PROTOCOLS["camvid-val"])
+    assert camvid.in_time and camvid.train == camvid.evaluate == "train"
+    with pytest.raises(ValueError, match="davis-unseen"):
+        validation_protocol(PROTOCOLS["davis-in-time"])
 
 
 def test_a_key_step_head_gets_its_own_checkpoints():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nas.evaluate import main
-from tests.test_loaders import (
+from tests.fixtures_data import (
     CAMVID,
     CITY_FRAMES,
     cityscapes_label_ids,

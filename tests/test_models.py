@@ -12,28 +12,101 @@ from nas.models.config import NetConfig
 from nas.models.static import StaticSegNet
 from nas.models.video import KeyStep, Step, StreamingSegmenter, VideoSegNet
 from search_spaces.genotype import Genotype, copy_genotype
+from search_spaces.ops import OPS_READING_FAST, GatedConv
 from search_spaces.space import SearchSpace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = NetConfig(width_mult=0.35, deep_channels=16, head_hidden=16)
 
 
+def reached_parts(genotype: Genotype) -> tuple[set[tuple[int, int]], bool, bool]:
+    """What the loss reaches through the cell's wiring: the (node, slot) ops on a path to the
+    output, and whether that path reads the fast projection and the lateral fusion.
+
+    ``none`` passes nothing; ``tdiff`` ignores its input (it reads fast - fast_key only); an op
+    whose input is identically zero (a node of ``none`` ops, or skip / warp / gap of one) has
+    nothing to learn from, so it is left out (neither required nor forbidden a gradient)."""
+    empty: set[int] = set()
+    for k, node in enumerate(genotype.nodes):
+        if all(
+            op == "none" or (op in ("skip", "warp", "gap") and i in empty)
+            for i, op in zip(node.inputs, node.ops)
+        ):
+            empty.add(3 + k)
+    live: set[tuple[int, int]] = set()
+    proj = fusion = False
+    stack, seen = list(genotype.leaf_nodes()), set()
+    while stack:
+        state = stack.pop()
+        if state < 3 or state in seen:
+            continue
+        seen.add(state)
+        k = state - 3
+        for j, (i, op) in enumerate(zip(genotype.nodes[k].inputs, genotype.nodes[k].ops)):
+            if op == "none" or (i in empty and op != "tdiff"):
+                continue
+            live.add((k, j))
+            proj |= op in OPS_READING_FAST
+            if op != "tdiff":
+                proj |= i == 2
+                fusion |= i == 1
+                stack.append(i)
+    return live, proj, fusion
+
+
 def test_two_hundred_sampled_genotypes_build_run_and_backprop():
+    """Every part a child trains (the cell's ops on a path to the output, the fast projection
+    and the fusion when the cell reads them, the non-key head) has parameters, and each of
+    them gets a finite gradient above float noise from a loss on the logits."""
     space = SearchSpace(n_nodes=4)
     rng = np.random.default_rng(123)
     torch.manual_seed(0)
     clip = torch.rand(2, 3, 3, 32, 32)
+    checked = 0
     for _ in range(200):
         genotype = space.decode(space.sample_tokens(rng))
         net = VideoSegNet(genotype, num_classes=3, config=TINY).train()
+        live, reads_proj, reads_fusion = reached_parts(genotype)
+        parts = {"step_head": net.step_head}
+        for k, j in live:
+            if genotype.nodes[k].ops[j] != "skip":  # every other op has weights
+                parts[f"cell.ops.{k}.{j}"] = net.cell.ops[k][j]
+        if genotype.output == "concat":
+            parts["cell.combine"] = net.cell.combine
+        if genotype.output == "residual":
+            parts["cell.gain"] = torch.nn.ParameterList([net.cell.gain])
+        if reads_proj:
+            parts["fast.proj"] = net.fast.proj
+        if reads_fusion:
+            parts["fast.fusion"] = net.fast.fusion
+        for name, part in parts.items():
+            assert list(part.parameters()), (name, genotype)
+
+        with torch.no_grad():
+            for module in net.modules():
+                if isinstance(module, GatedConv):  # open every gate where the frame changed
+                    module.threshold = 0.0
+                    module.gate.weight.abs_()
+            for p in net.parameters():  # a zero gain or warp offset blocks what is behind it
+                if not p.any():  # on the first step only; move it off zero
+                    p.normal_(0.0, 0.1)
         out = net(clip)
         assert out.shape == (2, 3, 3, 32, 32)
         assert torch.isfinite(out).all(), genotype
-        out.mean().backward()
-        trained = net.cell if genotype.used_inputs() != {0} else net.step_head
-        assert any(p.grad is not None for p in trained.parameters()) or not list(
-            trained.parameters()
-        )
+        (out * torch.randn_like(out)).sum().backward()
+
+        # a BatchNorm bias feeding another BatchNorm through linear maps only is cancelled by
+        # that one's batch mean in training: redundant, its gradient is float noise
+        bn_biases = {id(m.bias) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+        for name, part in parts.items():
+            for pname, p in part.named_parameters():
+                if id(p) in bn_biases:
+                    continue
+                assert p.grad is not None and torch.isfinite(p.grad).all(), (name, pname, genotype)
+                assert p.grad.abs().max() > 1e-5, (name, pname, genotype)
+                checked += 1
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    assert checked > 200 * 10
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -6,22 +6,28 @@ import json
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from nas.cellfile import build_from_cell
 from nas.checkpoint import load_weights, read_json
+from nas.config import RetrainConfig
 from nas.models.config import NetConfig
 from nas.models.heads import upsample_logits
 from nas.models.video import VideoSegNet
-from nas.retrain import RetrainConfig, main, online_finetune, window_features
+from nas.retrain import main
 from nas.train_utils import augment_window
+from nas.video_eval import online_finetune
+from nas.video_training import window_features
 from search_spaces.genotype import Genotype
+from tests.fixtures_data import CELL, make_davis
 
-CELL = Path(__file__).resolve().parents[1] / "docs" / "cell.json"
 TINY = [
+    "--backbone",
+    "mobilenet_v2",
+    "--pretrained-backbone",
+    "none",
     "--width-mult",
     "0.35",
     "--deep-channels",
@@ -142,30 +148,6 @@ def test_augmentation_is_one_transform_for_the_whole_window():
         agree = img[..., 0][kept] == (lab * 50)[kept]  # all but bilinear block edges
         assert agree.mean() > 0.8
         assert (img[~kept] == 0).all()
-
-
-def make_davis(root: Path, sequences: int = 2, frames: int = 6) -> Path:
-    """A DAVIS-2016 layout: a bright square moving right over noise; masks 0/255."""
-    rng = np.random.default_rng(0)
-    lines = []
-    for s in range(sequences):
-        seq = f"seq{s}"
-        for t in range(frames):
-            image = rng.integers(0, 80, (32, 48, 3)).astype(np.uint8)
-            mask = np.zeros((32, 48), np.uint8)
-            mask[8:24, 4 + 3 * t : 20 + 3 * t] = 255
-            image[mask > 0] = 220
-            jpg = root / "JPEGImages/480p" / seq / f"{t:05d}.jpg"
-            png = root / "Annotations/480p" / seq / f"{t:05d}.png"
-            jpg.parent.mkdir(parents=True, exist_ok=True)
-            png.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(jpg), image)
-            cv2.imwrite(str(png), mask)
-            lines.append(f"/JPEGImages/480p/{seq}/{t:05d}.jpg /Annotations/480p/{seq}/{t:05d}.png")
-    (root / "ImageSets/480p").mkdir(parents=True)
-    for split in ("train", "val"):
-        (root / "ImageSets/480p" / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def test_davis_uses_the_first_frame_mask_and_scores_j_and_f(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from nas.budget import parse_budget
 from nas.cellfile import build_from_cell
 from nas.records import read_records
 from nas.run import run_search
@@ -50,8 +51,8 @@ def test_unknown_dataset_is_refused_by_the_cli(capsys):
 
 
 def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
-    config = tiny_search_config(max_children=5, controller="ppo")
-    summary = run_search(config, fresh_run)
+    config = tiny_search_config(max_children=5, controller="ppo", ppo={"batch_size": 2})
+    summary = run_search(config, fresh_run, parse_budget(config.budget))
     records = read_records(fresh_run / "trials.jsonl")
     assert summary["children"] == len(records) == 5
     for key in (
@@ -79,6 +80,7 @@ def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
     assert any((fresh_run / "tb").iterdir())
     saved = json.loads((fresh_run / "searcher.json").read_text())
     assert saved["controller"]["inner"]["n_told"] >= 5 or saved["n_suggested"] >= 5
+    assert saved["controller"]["inner"]["config"]["batch_size"] == 2  # the ppo: section
 
     from nas.export import main as export_main
 
@@ -97,7 +99,7 @@ def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
 
 def test_a_diverging_child_is_recorded_as_failed_and_the_search_goes_on(ray_session, fresh_run):
     config = tiny_search_config(max_children=3, child_lr=1e30, controller="random")
-    summary = run_search(config, fresh_run)
+    summary = run_search(config, fresh_run, parse_budget(config.budget))
     records = read_records(fresh_run / "trials.jsonl")
     assert summary["children"] == 3
     assert all(r["status"] == "failed" and r["reward"] is None for r in records)
@@ -170,7 +172,7 @@ def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
     in_flight -= {r["proposal_id"] for r in before}
     assert before and in_flight
 
-    summary = run_search(config, fresh_run, resume=True)
+    summary = run_search(config, fresh_run, parse_budget(config.budget), resume=True)
     after = read_records(fresh_run / "trials.jsonl")
     ids = [r["proposal_id"] for r in after]
     assert after[: len(before)] == before  # nothing finished was lost or rewritten

@@ -11,8 +11,8 @@ import torch
 
 from nas.models.config import NetConfig
 from nas.models.video import VideoSegNet
-from nas.retrain import export_cell
 from nas.segment import main, palette
+from nas.video_report import export_cell
 from search_spaces.genotype import Genotype
 
 CELL = Path(__file__).resolve().parents[1] / "docs" / "cell.json"

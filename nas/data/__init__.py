@@ -41,7 +41,8 @@ def _check(name: str) -> None:
 
 def sequence_specs(name: str, root: str | Path | None, split: str, **kw) -> list[SequenceSpec]:
     """The files of every sequence of a real dataset's split, nothing decoded (kw: the
-    loader's options, e.g. camvid frames_dir, cityscapes snippet_len, davis year)."""
+    loader's options, e.g. camvid frames_dir, cityscapes snippet_len, davis year). A split
+    may name its sequences: ``train:bear,rhino`` or ``train:-0006R0`` (choose_sequences)."""
     _check(name)
     if name == "synthetic":
         raise ValueError("synthetic clips are generated, not indexed: use load_clips")
@@ -51,7 +52,25 @@ def sequence_specs(name: str, root: str | Path | None, split: str, **kw) -> list
         raise DatasetLayoutError(
             f"{name} data root {root} does not exist; expected {_REAL[name].LAYOUT}"
         )
-    return _REAL[name].index(root, split, **kw)
+    split, _, chosen = split.partition(":")
+    specs = _REAL[name].index(root, split, **kw)
+    return choose_sequences(specs, chosen, f"{name} {split}") if chosen else specs
+
+
+def choose_sequences(specs: list[SequenceSpec], chosen: str, where: str) -> list[SequenceSpec]:
+    """The sequences a split such as ``train:bear,rhino`` names, or with a leading ``-``
+    (``train:-0006R0``) all but those: how a split is cut by sequence, so that no sequence's
+    frames are ever both trained on and scored."""
+    exclude = chosen.startswith("-")
+    names = {n.strip() for n in chosen.lstrip("-").split(",") if n.strip()}
+    present = {spec.sequence for spec in specs}
+    unknown = sorted(names - present)
+    if unknown or not names:
+        raise DatasetLayoutError(
+            f"{where} has no sequence {', '.join(unknown) or '(none named)'}; its sequences: "
+            f"{', '.join(sorted(present))}"
+        )
+    return [spec for spec in specs if (spec.sequence in names) != exclude]
 
 
 def iter_clips(

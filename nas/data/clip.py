@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 IGNORE_INDEX = 255
 
@@ -57,3 +58,10 @@ class Clip:
             sequence=self.sequence if sequence is None else sequence,
             frame_ids=[self.frame_ids[i] for i in picked],
         )
+
+
+def to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (T x) H x W x 3 frames -> float (T x) 3 x H x W in [0, 1], what every network
+    here reads."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    return x.movedim(-1, -3).float().div_(255.0)

@@ -1,6 +1,7 @@
-"""MobileNetV2 backbone split into early (stride 4), shallow (stride 8) and deep parts.
+"""The backbone contract, MobileNetV2, and loading ImageNet weights into any backbone.
 
-Parameter names and shapes follow torchvision's ``mobilenet_v2`` (``features.0.0.weight`` ...
+A backbone is split into early (stride 4), shallow (stride 8) and deep parts. MobileNetV2's
+parameter names and shapes follow torchvision's ``mobilenet_v2`` (``features.0.0.weight`` ...
 ``features.18.1.bias``), so a user's local ImageNet file loads with :func:`load_pretrained`.
 ``output_stride=16`` dilates the last stride-32 stage (as DeepLab does) without renaming.
 """
@@ -103,8 +104,48 @@ def mobilenet_v2_features(
     return nn.Sequential(*layers), widths
 
 
-class MobileNetV2Backbone(nn.Module):
-    """The per-frame backbone: ``early`` (stride 4), ``shallow`` (stride 8), ``deep``."""
+class Backbone(nn.Module):
+    """The per-frame backbone: ``early`` (stride 4), ``shallow`` (stride 8), ``deep`` (the
+    output stride); subclasses set ``early_channels``, ``shallow_channels``, ``out_channels``.
+
+    ``name`` is its key in the table (nas.models.backbones); ``layout`` describes the weights
+    file :func:`load_pretrained` expects, for its error messages.
+    """
+
+    name: str
+    layout: str
+    width_mult: float
+
+    def early(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def shallow(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def deep(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.deep(self.shallow(self.early(x)))
+
+    def is_backbone_key(self, key: str) -> bool:
+        """Whether a weights file's entry belongs to the backbone (not to a classifier)."""
+        raise NotImplementedError
+
+    @classmethod
+    def imagenet_file(cls) -> Path:
+        """The ImageNet weights file a package ships for this backbone (where one does)."""
+        raise ValueError(
+            f"{cls.name} has no bundled ImageNet weights (no package ships them): pass the path "
+            f"of a file (.pth or .safetensors) holding {cls.layout} instead of 'imagenet'"
+        )
+
+
+class MobileNetV2Backbone(Backbone):
+    """torchvision's MobileNetV2 ``features``, split after modules 3 and 6."""
+
+    name = "mobilenet_v2"
+    layout = "torchvision's mobilenet_v2 state dict (features.* names)"
 
     def __init__(self, width_mult: float = 1.0, output_stride: int = 16):
         super().__init__()
@@ -124,8 +165,8 @@ class MobileNetV2Backbone(nn.Module):
     def deep(self, x: Tensor) -> Tensor:
         return self.features[SHALLOW_END:](x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.deep(self.shallow(self.early(x)))
+    def is_backbone_key(self, key: str) -> bool:
+        return key.startswith("features.")
 
 
 class PretrainedMismatchError(ValueError):
@@ -149,30 +190,32 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return state
 
 
-def load_pretrained(backbone: MobileNetV2Backbone, path: str | Path) -> list[str]:
-    """Load torchvision-layout MobileNetV2 weights (ImageNet) into ``backbone``.
+def load_pretrained(backbone: Backbone, source: str | Path) -> list[str]:
+    """Load ImageNet weights into ``backbone`` from a file or, with ``source="imagenet"``, from
+    the file a package ships for that backbone (:meth:`Backbone.imagenet_file`).
 
-    Every ``features.*`` entry must match by name and shape; the classifier is ignored and
-    returned as the list of skipped keys. A mismatch raises with missing/unexpected keys.
+    Every backbone entry must match by name and shape; the classifier is ignored and returned
+    as the list of skipped keys. A mismatch raises with missing/unexpected keys.
     """
+    path = backbone.imagenet_file() if source == "imagenet" else Path(source)
     state = read_state_dict(path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    skipped = sorted(k for k in state if not k.startswith("features."))
-    features = {k: v for k, v in state.items() if k.startswith("features.")}
+    skipped = sorted(k for k in state if not backbone.is_backbone_key(k))
+    kept = {k: v for k, v in state.items() if backbone.is_backbone_key(k)}
     own = backbone.state_dict()
-    missing = sorted(set(own) - set(features))
-    unexpected = sorted(set(features) - set(own))
+    missing = sorted(set(own) - set(kept))
+    unexpected = sorted(set(kept) - set(own))
     wrong_shape = sorted(
-        f"{k}: file {tuple(features[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(features)
-        if features[k].shape != own[k].shape
+        f"{k}: file {tuple(kept[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(kept)
+        if kept[k].shape != own[k].shape
     )
     if missing or unexpected or wrong_shape:
         raise PretrainedMismatchError(
-            f"{path} does not fit MobileNetV2(width_mult={backbone.width_mult}): "
+            f"{path} does not fit {backbone.name}(width_mult={backbone.width_mult}): "
             f"missing {missing[:10]}{'...' if len(missing) > 10 else ''} ({len(missing)}), "
-            f"unexpected {unexpected[:10]} ({len(unexpected)}), shape {wrong_shape[:5]}. "
-            "Expected torchvision's mobilenet_v2 state dict (features.* names)."
+            f"unexpected {unexpected[:10]}{'...' if len(unexpected) > 10 else ''} "
+            f"({len(unexpected)}), shape {wrong_shape[:5]}. Expected {backbone.layout}."
         )
-    backbone.load_state_dict(features, strict=True)
+    backbone.load_state_dict(kept, strict=True)
     return skipped

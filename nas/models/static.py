@@ -6,22 +6,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nas.models.backbone import MobileNetV2Backbone
+from nas.models.backbones import IMAGENET_MEAN, IMAGENET_STD, backbone_spec
 from nas.models.config import NetConfig
 from nas.models.heads import Neck, SegHead, upsample_logits
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 class Normalize(nn.Module):
-    """Float N x 3 x H x W in [0, 1] -> ImageNet-normalised (inside the model, so exported
-    graphs take plain frames)."""
+    """Float N x 3 x H x W in [0, 1] -> the input the backbone's ImageNet weights expect
+    (inside the model, so exported graphs take plain frames)."""
 
-    def __init__(self):
+    def __init__(
+        self,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+    ):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
@@ -34,8 +35,9 @@ class StaticSegNet(nn.Module):
         super().__init__()
         self.config = config
         self.num_classes = num_classes
-        self.normalize = Normalize()
-        self.backbone = MobileNetV2Backbone(config.width_mult, config.output_stride)
+        spec = backbone_spec(config.backbone)
+        self.normalize = Normalize(spec.mean, spec.std)
+        self.backbone = spec.build(config.width_mult, config.output_stride)
         self.neck = Neck(self.backbone.out_channels, config.deep_channels)
         self.head = SegHead(config.deep_channels, num_classes, config.head_hidden)
 

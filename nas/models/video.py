@@ -25,17 +25,41 @@ from search_spaces.pathways import build_fusion
 State = tuple[Tensor, Tensor, Tensor]
 
 
-class FastPathway(nn.Module):
-    """Fast encoder, its 1x1 projection to the cell width, and the lateral fusion."""
+class ProjectedFastEncoder(nn.Module):
+    """The fast encoder and its 1x1 projection to the slow-state width: what is distilled to
+    the teacher's deep features next to the teacher, and what a fast pathway starts from."""
 
-    def __init__(self, genotype: Genotype, config: NetConfig, uses_fused: bool):
+    def __init__(self, beta: float, config: NetConfig):
         super().__init__()
         c = config.deep_channels
-        self.encoder = FastEncoder(genotype.beta_value, config.output_stride, config.width_mult)
-        cf = self.encoder.out_channels
-        self.proj = nn.Sequential(nn.Conv2d(cf, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.encoder = FastEncoder(beta, config.output_stride, config.width_mult, config.backbone)
+        self.out_channels = self.encoder.out_channels
+        self.proj = nn.Sequential(nn.Conv2d(self.out_channels, c, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.encoder(x))
+
+    def load_distilled(self, state: dict[str, Tensor]) -> None:
+        """Load a distilled ProjectedFastEncoder's weights (strictly: every encoder and
+        projection weight, nothing else); a fast pathway's fusion keeps its own."""
+        for name in ("encoder", "proj"):
+            part = {
+                k.removeprefix(f"{name}."): v for k, v in state.items() if k.startswith(f"{name}.")
+            }
+            getattr(self, name).load_state_dict(part)
+        foreign = sorted(k for k in state if not k.startswith(("encoder.", "proj.")))
+        if foreign:
+            raise ValueError(f"not a distilled fast encoder: unexpected {foreign[:5]}")
+
+
+class FastPathway(ProjectedFastEncoder):
+    """The projected fast encoder and the lateral fusion of the fast features seen since
+    the key frame."""
+
+    def __init__(self, genotype: Genotype, config: NetConfig, uses_fused: bool):
+        super().__init__(genotype.beta_value, config)
+        cf, c = self.out_channels, config.deep_channels
         self.fusion = build_fusion(genotype.fusion, cf, c, genotype.alpha) if uses_fused else None
-        self.out_channels = cf
 
 
 class VideoSegNet(nn.Module):

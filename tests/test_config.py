@@ -1,0 +1,49 @@
+"""Typed settings: a --config file's sections, derived defaults, and their errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from controllers import make_controller
+from nas.config import SEARCH_TEACHER, ChildConfig, SearchConfig, load_config_file
+from nas.reward import RewardConfig
+from nas.search import build_parser, config_from_args
+from search_spaces.space import SearchSpace
+
+
+def test_defaults_are_stated_once_and_derived():
+    config = SearchConfig()
+    assert config.child_config() == ChildConfig()
+    assert config.reward_config() == RewardConfig()
+    assert config.teacher_config() == SEARCH_TEACHER
+
+
+def test_a_ppo_section_reaches_the_controller(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text("budget: 3cpu-minutes\nppo:\n  batch-size: 4\n  clip_coef: 0.1\n")
+    config = config_from_args(build_parser().parse_args(["--config", str(path)]))
+    assert config.ppo == {"batch_size": 4, "clip_coef": 0.1}
+    assert config.to_dict()["ppo"] == {"batch_size": 4, "clip_coef": 0.1}  # -> search.json
+    ppo = make_controller("ppo", SearchSpace(4), seed=0, **config.ppo)
+    assert ppo.config.batch_size == 4 and ppo.config.clip_coef == 0.1
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"ppo": {"batch": 4}}, "unknown ppo settings ['batch']"),
+        ({"controller": "random", "ppo": {"batch_size": 4}}, "controller is 'random'"),
+        ({"child_step": 5}, "unknown search settings ['child_step']"),
+    ],
+)
+def test_bad_settings_name_the_problem(data, message):
+    with pytest.raises(ValueError, match=None) as info:
+        SearchConfig.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_config_file_must_be_a_mapping(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="mapping"):
+        load_config_file(path)
