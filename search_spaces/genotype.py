@@ -28,7 +28,7 @@ class GenotypeError(ValueError):
 
 
 def beta_fraction(beta: str) -> float:
-    """"1/4" -> 0.25."""
+    """ "1/4" -> 0.25."""
     return float(Fraction(beta))
 
 
