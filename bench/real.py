@@ -79,7 +79,8 @@ class Protocol:
     note: str = ""
 
 
-def _seqs(names: tuple[str, ...]) -> str:
+def named(names: tuple[str, ...]) -> str:
+    """Sequence names as a split's list (``train:a,b``)."""
     return ",".join(names)
 
 
@@ -87,8 +88,8 @@ PROTOCOLS = {
     "davis-unseen": Protocol(
         "davis-unseen",
         "davis",
-        f"train:-{_seqs(DAVIS_UNSEEN)}",
-        f"train:{_seqs(DAVIS_UNSEEN)}",
+        f"train:-{named(DAVIS_UNSEEN)}",
+        f"train:{named(DAVIS_UNSEEN)}",
         note=f"DAVIS-2016: 10 training sequences -> {', '.join(DAVIS_UNSEEN)} (unseen)",
     ),
     "camvid-val": Protocol("camvid-val", "camvid", "train", "val", note="CamVid train -> val"),
@@ -117,8 +118,8 @@ def validation_protocol(protocol: Protocol) -> Protocol:
         return Protocol(
             "davis-unseen-validate",
             "davis",
-            f"train:-{_seqs(DAVIS_UNSEEN + DAVIS_HELD_IN)}",
-            f"train:{_seqs(DAVIS_HELD_IN)}",
+            f"train:-{named(DAVIS_UNSEEN + DAVIS_HELD_IN)}",
+            f"train:{named(DAVIS_HELD_IN)}",
             note=f"DAVIS-2016 validation: 8 training sequences -> {', '.join(DAVIS_HELD_IN)}",
         )
     if protocol.in_time:
@@ -158,18 +159,24 @@ def cell_tag(genotype: Genotype, step_head: str = "own") -> str:
     return tag if step_head == "own" else f"{tag}-{step_head}head"
 
 
-def bench_protocol(
-    protocol: Protocol,
-    root: Path,
-    size: tuple[int, int],
-    genotype: Genotype,
-    args: argparse.Namespace,
-    out: Path,
-    log,
-) -> dict[str, dict]:
-    """Teacher once, then per alpha and seed: train the video network, score the three
-    networks (DAVIS: semi-supervised and unsupervised); per alpha, the mean over seeds.
-    Returns one result a row: the protocol's name (and ``<name> unsup`` for DAVIS)."""
+@dataclass
+class Prepared:
+    """A protocol's data and trained teacher: what every video training of it shares."""
+
+    protocol: Protocol
+    train: list[Clip]
+    val: list[Clip]
+    data: dict
+    meta: dict
+    out: Path
+    device: torch.device
+    teacher_seconds: float
+
+
+def prepare(
+    protocol: Protocol, root: Path, size: tuple[int, int], args: argparse.Namespace, out: Path, log
+) -> Prepared:
+    """Load the protocol's clips and train (or reuse) its teacher in ``out/teacher``."""
     device = pick_device(args.device)
     train, val = load(protocol, root, size)
     k = num_classes(protocol.dataset, root)
@@ -196,42 +203,71 @@ def bench_protocol(
         device=device,
         log=log,
     )
-    teacher_seconds = round(time.time() - t0, 1)
-    scorings = [False, True] if protocol.dataset == "davis" else [False]
-    rows: dict[str, dict] = {}
-    for unsupervised in scorings:
-        name = f"{protocol.name} unsup" if unsupervised else protocol.name
-        rows[name] = {"teacher_seconds": teacher_seconds, "note": protocol.note, "alphas": {}}
+    return Prepared(protocol, train, val, data, meta, out, device, round(time.time() - t0, 1))
+
+
+def scorings(protocol: Protocol) -> list[bool]:
+    """Whether each scoring is unsupervised: DAVIS both ways, the rest once."""
+    return [False, True] if protocol.dataset == "davis" else [False]
+
+
+def row_name(protocol: Protocol, unsupervised: bool) -> str:
+    return f"{protocol.name} unsup" if unsupervised else protocol.name
+
+
+def bench_protocol(
+    protocol: Protocol,
+    root: Path,
+    size: tuple[int, int],
+    genotype: Genotype,
+    args: argparse.Namespace,
+    out: Path,
+    log,
+) -> dict[str, dict]:
+    """Teacher once, then per alpha and seed: train the video network, score the three
+    networks (DAVIS: semi-supervised and unsupervised); per alpha, the mean over seeds.
+    Returns one result a row: the protocol's name (and ``<name> unsup`` for DAVIS)."""
+    prep = prepare(protocol, root, size, args, out, log)
+    rows = {
+        row_name(protocol, unsup): {
+            "teacher_seconds": prep.teacher_seconds,
+            "note": protocol.note,
+            "alphas": {},
+        }
+        for unsup in scorings(protocol)
+    }
     for alpha in args.alphas:
         cell = replace(genotype, alpha=alpha)
-        for unsupervised in scorings:
-            t0 = time.time()
-            runs = [
-                train_and_score(
-                    cell, train, val, data, meta, args, seed, out, device, log, unsupervised
-                )
-                for seed in range(args.seed, args.seed + args.seeds)
-            ]
-            name = f"{protocol.name} unsup" if unsupervised else protocol.name
-            rows[name]["alphas"][alpha] = combine_seeds(runs, seconds=round(time.time() - t0, 1))
+        for unsup in scorings(protocol):
+            rows[row_name(protocol, unsup)]["alphas"][alpha] = score_seeds(
+                cell, prep, args, log, unsup
+            )
     return rows
+
+
+def score_seeds(
+    cell: Genotype, prep: Prepared, args: argparse.Namespace, log, unsupervised: bool = False
+) -> dict:
+    """``cell`` trained with ``args.seeds`` seeds on the prepared teacher, scored, combined."""
+    t0 = time.time()
+    runs = [
+        train_and_score(cell, prep, args, seed, log, unsupervised)
+        for seed in range(args.seed, args.seed + args.seeds)
+    ]
+    return combine_seeds(runs, seconds=round(time.time() - t0, 1))
 
 
 def train_and_score(
     cell: Genotype,
-    train: list[Clip],
-    val: list[Clip],
-    data: dict,
-    meta: dict,
+    prep: Prepared,
     args: argparse.Namespace,
     seed: int,
-    out: Path,
-    device: torch.device,
     log,
     unsupervised: bool = False,
 ) -> dict:
     """One video training of ``cell`` (seeded: the cell's initialisation and the windows)
-    on the teacher, and the three networks' report (a trained run is only scored again)."""
+    on the prepared teacher, and the three networks' report (a trained run is only scored
+    again)."""
     cfg = RetrainConfig(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -242,18 +278,18 @@ def train_and_score(
         seed=seed,
         step_head=args.step_head,
     )
-    run_dir = out / f"alpha{cell.alpha}-{cell_tag(cell, cfg.step_head)}-seed{seed}"
+    run_dir = prep.out / f"alpha{cell.alpha}-{cell_tag(cell, cfg.step_head)}-seed{seed}"
     log(f"[bench] alpha {cell.alpha}, video training seed {seed} ({cfg.step_head} non-key head)")
     _, report = retrain_cell(
         cell,
-        train,
-        val,
-        data,
-        out / "teacher",
-        meta,
+        prep.train,
+        prep.val,
+        prep.data,
+        prep.out / "teacher",
+        prep.meta,
         cfg,
         run_dir,
-        device,
+        prep.device,
         resume=True,
         log=log,
         unsupervised=unsupervised,

@@ -1,0 +1,249 @@
+"""The payoff table: do searched cells beat copying the key frame, hand design and chance, on
+DAVIS sequences nothing was trained or tuned on?
+
+    python -m bench.payoff [--children 100] [--seeds 3] [--out bench/out/payoff] [--json FILE]
+
+1. A PPO search on DAVIS-2016 (``nas.run.run_search``, pretrained EfficientNet-Lite0 teacher):
+   children train on 8 training sequences and are scored on 2 more (hockey, surf); the 4
+   unseen sequences (bench.real.DAVIS_UNSEEN) are never read.
+2. Its top ``--top`` cells by search reward (decided before anything is scored on the unseen
+   sequences), the reference cell docs/cell.json and ``--random`` cells drawn uniformly from
+   the space (seeded) are each trained end to end with ``--seeds`` seeds on the
+   ``davis-unseen`` teacher (the 10 training sequences; bench.real's code and settings) and
+   scored on the 4 unseen sequences, semi-supervised, beside the copy baseline at each cell's
+   alpha and the static network.
+3. The table: non-key J&F (mean, std and standard error over seeds), its difference to copy
+   at the same alpha, GFLOPs per frame / static; and the targets of the best searched cell
+   (top 1 by search reward): above copy by more than two standard errors, above the mean of
+   the random cells, >= 97% of static quality at <= 50% of its GFLOPs.
+
+Every step resumes (search, teacher, each video training), so the bench can be stopped and
+rerun; ``--retrain-out`` shares the davis-unseen teacher and runs with ``python -m bench.real``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench import real
+from nas.checkpoint import json_text
+from nas.config import resolution_arg
+from nas.export import top_records
+from nas.records import read_records
+from search_spaces.genotype import Genotype, GenotypeError
+from search_spaces.space import SearchSpace
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = {"copy_standard_errors": 2.0, "quality_vs_static": 0.97, "gflops_ratio": 0.50}
+
+
+def search_config(args: argparse.Namespace):
+    """The search of step 1: training sequences only, children scored on the held-in two."""
+    from nas.config import SearchConfig
+
+    return SearchConfig(
+        budget="1000cpu-hours",  # --children ends it
+        dataset="davis",
+        data_root=str(args.data_root / "davis2016"),
+        train_split=f"train:-{real.named(real.DAVIS_UNSEEN + real.DAVIS_HELD_IN)}",
+        val_split=f"train:{real.named(real.DAVIS_HELD_IN)}",
+        controller="ppo",
+        workers=args.workers,
+        dashboard=False,
+        seed=args.seed,
+        resolution=args.davis_size,
+        max_children=args.children,
+    ).explicit()
+
+
+def run_search(args: argparse.Namespace, out: Path, log) -> list[dict]:
+    """Run (or resume) the search until it holds ``--children`` children; its records."""
+    from nas.budget import parse_budget
+    from nas.run import run_search as search
+
+    config = search_config(args)
+    done = read_records(out / "trials.jsonl")
+    if len(done) < args.children:
+        log(f"[payoff] search: {len(done)} of {args.children} children so far")
+        search(config, out, parse_budget(config.budget), resume=(out / "searcher.json").is_file())
+    return read_records(out / "trials.jsonl")
+
+
+def random_cells(k: int, seed: int) -> list[Genotype]:
+    """``k`` cells drawn uniformly from the search space (seeded: the same every run)."""
+    space = SearchSpace()
+    rng = np.random.default_rng(seed)
+    return [space.decode(space.sample_tokens(rng)) for _ in range(k)]
+
+
+def summarise(name: str, combined: dict) -> dict:
+    """One table row from bench.real's seed-combined report."""
+    video = [s["video_nonkey"] for s in combined["seeds"]]
+    known = [v for v in video if v is not None]
+    mean = float(np.mean(known)) if known else None
+    std = float(np.std(known, ddof=1)) if len(known) > 1 else None
+    nets = combined["networks"]
+    return {
+        "name": name,
+        "quality": mean,
+        "std": std,
+        "se": std / np.sqrt(len(known)) if std is not None else None,
+        "per_seed": video,
+        "copy": nets["copy"]["quality_nonkey"],
+        "static": nets["static"]["quality_nonkey"],
+        "gflops_ratio": nets["video"]["gflops_ratio"],
+        "copy_gflops_ratio": nets["copy"]["gflops_ratio"],
+    }
+
+
+def targets(rows: list[dict]) -> dict | None:
+    """The best searched cell (top 1 by search reward) against copy, random and static."""
+    best = next((r for r in rows if r["name"] == "search-1"), None)
+    randoms = [r["quality"] for r in rows if r["name"].startswith("random")]
+    if best is None or best["quality"] is None:
+        return None
+    margin = best["quality"] - best["copy"]
+    se = best["se"] or 0.0
+    random_mean = float(np.mean(randoms)) if randoms else None
+    return {
+        "minus_copy": margin,
+        "standard_error": se,
+        "above_copy": se > 0 and margin > TARGETS["copy_standard_errors"] * se,
+        "random_mean": random_mean,
+        "above_random": random_mean is not None and best["quality"] > random_mean,
+        "vs_static": best["quality"] / best["static"] if best["static"] else None,
+        "quality_met": bool(best["static"])
+        and best["quality"] >= TARGETS["quality_vs_static"] * best["static"],
+        "gflops_ratio": best["gflops_ratio"],
+        "gflops_met": best["gflops_ratio"] <= TARGETS["gflops_ratio"],
+    }
+
+
+def table(rows: list[dict]) -> str:
+    def f(v: float | None, spec: str = ".4f") -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    head = (
+        f"{'cell':<10} {'alpha':>5} {'beta':>4} {'J&F non-key':>11} {'std':>7} {'SE':>7} "
+        f"{'- copy':>8} {'vs static':>9} {'GFLOPs/static':>13}  per seed"
+    )
+    lines = [head, "-" * len(head)]
+    static = rows[0]["static"] if rows else None
+    lines.append(
+        f"{'static':<10} {'':>5} {'':>4} {f(static):>11} {'':>7} {'':>7} {'':>8} "
+        f"{'100.0%':>9} {'100.0%':>13}"
+    )
+    copies = {}
+    for row in rows:
+        copies.setdefault(row["alpha"], row)
+    for alpha, row in sorted(copies.items()):
+        rel = f"{row['copy'] / static:.1%}" if static else "n/a"
+        lines.append(
+            f"{'copy':<10} {alpha:>5} {'':>4} {f(row['copy']):>11} {'':>7} {'':>7} {'':>8} "
+            f"{rel:>9} {row['copy_gflops_ratio']:>13.1%}"
+        )
+    for row in rows:
+        minus = None if row["quality"] is None else row["quality"] - row["copy"]
+        rel = f"{row['quality'] / static:.1%}" if static and row["quality"] is not None else "n/a"
+        seeds = " ".join(f(v) for v in row["per_seed"])
+        lines.append(
+            f"{row['name']:<10} {row['alpha']:>5} {row['beta']:>4} {f(row['quality']):>11} "
+            f"{f(row['std']):>7} {f(row['se']):>7} {f(minus, '+.4f'):>8} {rel:>9} "
+            f"{row['gflops_ratio']:>13.1%}  {seeds}"
+        )
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.payoff",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    p.add_argument("--children", type=int, default=100, help="children of the PPO search")
+    p.add_argument("--workers", type=int, default=2, help="children at once")
+    p.add_argument("--top", type=int, default=3, help="searched cells retrained")
+    p.add_argument("--random", type=int, default=3, help="random cells retrained")
+    p.add_argument("--seeds", type=int, default=3, help="video trainings per cell")
+    p.add_argument("--seed", type=int, default=0, help="search, teacher and first video seed")
+    p.add_argument("--davis-size", type=resolution_arg, default=(240, 427))
+    p.add_argument("--reference", type=Path, default=REPO / "docs" / "cell.json")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "payoff")
+    p.add_argument(
+        "--retrain-out",
+        type=Path,
+        default=REPO / "bench" / "out" / "real" / "davis-unseen",
+        help="the davis-unseen teacher and video trainings (shared with bench.real)",
+    )
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, help="also write the table here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    log = lambda text: print(text, flush=True)
+    if not (args.data_root / "davis2016").is_dir():
+        print(f"skipped: no DAVIS-2016 under {args.data_root} (pass --data-root)")
+        return 0
+    start = time.time()
+    real_args = real.parser().parse_args(
+        ["--seeds", str(args.seeds), "--seed", str(args.seed), "--threads", str(args.threads)]
+    )
+    try:
+        reference = Genotype.load(args.reference)
+        records = run_search(args, args.out / "search", log)
+        torch.set_num_threads(args.threads)
+        protocol = real.PROTOCOLS["davis-unseen"]
+        prep = real.prepare(
+            protocol,
+            args.data_root / "davis2016",
+            args.davis_size,
+            real_args,
+            args.retrain_out,
+            log,
+        )
+        best = top_records(args.out / "search", args.top)
+        cells = [(f"search-{i}", Genotype.from_dict(r["genotype"])) for i, r in enumerate(best, 1)]
+        cells.append(("reference", reference))
+        cells += [(f"random-{i}", g) for i, g in enumerate(random_cells(args.random, args.seed), 1)]
+        rows = []
+        for name, cell in cells:
+            log(f"[payoff] {name}: {cell.to_json()}")
+            combined = real.score_seeds(cell, prep, real_args, log)
+            rows.append({**summarise(name, combined), "alpha": cell.alpha, "beta": cell.beta})
+    except (GenotypeError, ValueError, FileNotFoundError, ModuleNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    check = targets(rows)
+    ok = [r for r in records if r.get("status") != "failed"]
+    print(
+        f"\nDAVIS-2016 unseen sequences ({', '.join(real.DAVIS_UNSEEN)}), semi-supervised J&F "
+        f"on non-key frames; search: {len(records)} children ({len(ok)} finished), trained on "
+        f"8 sequences, children scored on {', '.join(real.DAVIS_HELD_IN)}; {args.seeds} video "
+        f"seeds a cell; {time.time() - start:.0f} s\n{table(rows)}"
+    )
+    if check is not None:
+        print(
+            f"best searched cell: {check['minus_copy']:+.4f} over copy (SE "
+            f"{check['standard_error']:.4f}; > 2 SE: {check['above_copy']}), above the random "
+            f"cells' mean {check['random_mean']}: {check['above_random']}, "
+            f"{check['vs_static'] or float('nan'):.1%} of static (>= 97%: "
+            f"{check['quality_met']}) at "
+            f"{check['gflops_ratio']:.1%} of its GFLOPs (<= 50%: {check['gflops_met']})"
+        )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json_text({"rows": rows, "targets": check}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

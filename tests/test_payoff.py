@@ -1,0 +1,62 @@
+"""bench/payoff's verdicts: the best searched cell against copy (two standard errors), the
+random cells' mean and the static network; the search never reads the scored sequences."""
+
+import pytest
+
+from bench import payoff, real
+
+
+def combined(static: float, copy: float, seeds: list[float], ratio: float) -> dict:
+    def row(quality: float, gflops: float) -> dict:
+        return {"quality_nonkey": quality, "gflops_ratio": gflops}
+
+    return {
+        "networks": {
+            "static": row(static, 1.0),
+            "copy": row(copy, 0.5),
+            "video": row(sum(seeds) / len(seeds), ratio),
+        },
+        "seeds": [{"video_nonkey": v} for v in seeds],
+    }
+
+
+def rows(best_seeds: list[float], random_quality: float) -> list[dict]:
+    best = payoff.summarise("search-1", combined(0.80, 0.76, best_seeds, 0.45))
+    rand = payoff.summarise("random-1", combined(0.80, 0.76, [random_quality] * 3, 0.6))
+    return [{**best, "alpha": 2, "beta": "1/4"}, {**rand, "alpha": 4, "beta": "1/2"}]
+
+
+def test_a_clear_margin_over_copy_meets_every_target():
+    table = rows([0.79, 0.785, 0.795], 0.77)
+    check = payoff.targets(table)
+    assert check["minus_copy"] == pytest.approx(0.03)
+    assert check["standard_error"] == pytest.approx(0.005 / 3**0.5)
+    assert check["above_copy"] and check["above_random"]
+    assert check["quality_met"] and check["gflops_met"]
+    text = payoff.table(table)
+    assert "search-1" in text and "copy" in text and "+0.0300" in text
+
+
+def test_a_margin_inside_the_noise_is_not_above_copy():
+    check = payoff.targets(rows([0.80, 0.74, 0.77], 0.78))
+    assert check["minus_copy"] == pytest.approx(0.01)
+    assert not check["above_copy"]  # SE 0.017: 0.01 is under two of them
+    assert not check["above_random"]
+
+
+def test_random_cells_are_reproducible_and_valid():
+    first, again = payoff.random_cells(3, seed=0), payoff.random_cells(3, seed=0)
+    assert first == again and len(set(g.to_json() for g in first)) == 3
+    for genotype in first:
+        genotype.validate()
+
+
+def test_the_search_reads_training_sequences_only(tmp_path):
+    args = payoff.parser().parse_args(["--data-root", str(tmp_path), "--children", "5"])
+    config = payoff.search_config(args)
+    for name in real.DAVIS_UNSEEN:
+        assert config.train_split.startswith("train:-") and name in config.train_split
+        assert name not in config.val_split
+    assert config.val_split == f"train:{real.named(real.DAVIS_HELD_IN)}"
+    assert config.max_children == 5 and config.backbone == "efficientnet_lite0"
+    assert config.pretrained_backbone == "imagenet"
