@@ -32,6 +32,10 @@ import numpy as np
 import torch
 
 from bench import real
+from bench.cli import (
+    REPO,  # noqa: E402
+    bench_parser,
+)
 from nas.checkpoint import json_text
 from nas.config import resolution_arg
 from nas.export import top_records
@@ -39,7 +43,6 @@ from nas.records import read_records
 from search_spaces.genotype import Genotype, GenotypeError
 from search_spaces.space import SearchSpace
 
-REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"copy_standard_errors": 2.0, "quality_vs_static": 0.97, "gflops_ratio": 0.50}
 
 
@@ -161,12 +164,7 @@ def table(rows: list[dict]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.payoff",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    p = bench_parser("python -m bench.payoff", __doc__, "davis2016/")
     p.add_argument("--children", type=int, default=100, help="children of the PPO search")
     p.add_argument("--workers", type=int, default=2, help="children at once")
     p.add_argument("--top", type=int, default=3, help="searched cells retrained")

@@ -16,7 +16,6 @@ without the data.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,11 +24,11 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from bench.cli import bench_parser
 from nas.models.backbone import load_pretrained, read_state_dict
 from nas.models.backbones import backbone_spec
 from nas.models.static import Normalize
 
-REPO = Path(__file__).resolve().parents[1]
 BACKBONE = "efficientnet_lite0"
 SIZE = 224
 # (sequence, frame, expected ImageNet class id, its name): the closest class to the scene
@@ -77,17 +76,7 @@ def load_frame(path: Path) -> Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.pretrained",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--data-root",
-        type=Path,
-        default=REPO.parent / "shared" / "data",
-        help="folder holding davis2016/",
-    )
+    p = bench_parser("python -m bench.pretrained", __doc__, "davis2016/")
     args = p.parse_args(argv)
     frames_dir = args.data_root / "davis2016" / "DAVIS" / "JPEGImages" / "480p"
     if not frames_dir.is_dir():

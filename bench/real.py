@@ -38,6 +38,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.cli import (
+    REPO,  # noqa: E402
+    bench_parser,
+)
 from nas.checkpoint import content_key, json_text
 from nas.config import (
     PRETRAINED_BUNDLED,
@@ -55,7 +59,6 @@ from nas.teacher import ensure_teacher
 from nas.train_utils import ResumeError, pick_device
 from search_spaces.genotype import Genotype, GenotypeError
 
-REPO = Path(__file__).resolve().parents[1]
 DAVIS_UNSEEN = ("car-turn", "dog-agility", "paragliding", "rhino")
 """Scored only: no teacher, video network or search child ever trains on them."""
 DAVIS_HELD_IN = ("hockey", "surf")
@@ -395,17 +398,7 @@ def static_targets(results: dict) -> list[dict]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.real",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--data-root",
-        type=Path,
-        default=REPO.parent / "shared" / "data",
-        help="folder holding camvid/ and davis2016/",
-    )
+    p = bench_parser("python -m bench.real", __doc__, "camvid/ and davis2016/")
     p.add_argument(
         "--cell",
         type=Path,
