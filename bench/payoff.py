@@ -105,6 +105,13 @@ def summarise(name: str, combined: dict) -> dict:
     }
 
 
+def score(prep: real.Prepared, name: str, cell: Genotype, real_args, log) -> dict:
+    """``cell`` trained with every seed on the davis-unseen teacher: its table row."""
+    log(f"[payoff] {name}: {cell.to_json()}")
+    combined = real.score_seeds(cell, prep, real_args, log)
+    return {**summarise(name, combined), "alpha": cell.alpha, "beta": cell.beta}
+
+
 def targets(rows: list[dict]) -> dict | None:
     """The best searched cell (top 1 by search reward) against copy, random and static."""
     best = next((r for r in rows if r["name"] == "search-1"), None)
@@ -197,26 +204,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         reference = Genotype.load(args.reference)
-        records = run_search(args, args.out / "search", log)
         torch.set_num_threads(args.threads)
-        protocol = real.PROTOCOLS["davis-unseen"]
         prep = real.prepare(
-            protocol,
+            real.PROTOCOLS["davis-unseen"],
             args.data_root / "davis2016",
             args.davis_size,
             real_args,
             args.retrain_out,
             log,
         )
+        ref = score(prep, "reference", reference, real_args, log)  # static and copy early
+        records = run_search(args, args.out / "search", log)
+        torch.set_num_threads(args.threads)  # Ray's session may have changed it
         best = top_records(args.out / "search", args.top)
-        cells = [(f"search-{i}", Genotype.from_dict(r["genotype"])) for i, r in enumerate(best, 1)]
-        cells.append(("reference", reference))
-        cells += [(f"random-{i}", g) for i, g in enumerate(random_cells(args.random, args.seed), 1)]
-        rows = []
-        for name, cell in cells:
-            log(f"[payoff] {name}: {cell.to_json()}")
-            combined = real.score_seeds(cell, prep, real_args, log)
-            rows.append({**summarise(name, combined), "alpha": cell.alpha, "beta": cell.beta})
+        searched = [
+            score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log)
+            for i, r in enumerate(best, 1)
+        ]
+        randoms = [
+            score(prep, f"random-{i}", cell, real_args, log)
+            for i, cell in enumerate(random_cells(args.random, args.seed), 1)
+        ]
+        rows = [*searched, ref, *randoms]
     except (GenotypeError, ValueError, FileNotFoundError, ModuleNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
