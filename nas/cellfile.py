@@ -2,9 +2,11 @@
 next to ``weights.safetensors`` (the whole VideoSegNet state dict).
 
 cell.json keys: ``genotype`` (docs/genotype.md), ``space_version``, ``num_classes``, ``net``
-(NetConfig fields), ``class_names``, ``metrics`` (reward, quality, gflops, ...) and
-``provenance`` (run, trial, dataset, teacher, date). Only ``genotype`` is required: the rest
-defaults to NetConfig() and the synthetic dataset's classes.
+(NetConfig fields, backbone included), ``class_names``, ``resolution`` (H, W the cell was
+trained at), ``metrics`` (reward, quality, gflops, ...) and ``provenance`` (run, trial,
+dataset, teacher, date). Rebuilding a network needs ``genotype`` and ``num_classes``; ``net``
+defaults to NetConfig(). Files exported before ``resolution`` was a top-level key keep it
+under ``provenance`` (``cell_resolution`` reads both).
 """
 
 from __future__ import annotations
@@ -26,28 +28,75 @@ def read_cell(path: str | Path) -> tuple[Genotype, dict]:
     return genotype, data
 
 
+class MissingWeightsError(FileNotFoundError):
+    """A cell.json with no weights beside it, and none given."""
+
+
+def cell_resolution(data: dict) -> tuple[int, int] | None:
+    """The (H, W) a cell was trained at: top-level ``resolution`` (nas.retrain, nas.export),
+    else ``provenance.resolution`` (files nas.export wrote before), else None."""
+    value = data.get("resolution") or (data.get("provenance") or {}).get("resolution")
+    if not value:
+        return None
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise GenotypeError(f"resolution {value!r} in the cell file is not [H, W]") from None
+    return h, w
+
+
 def build_from_cell(
-    path: str | Path, weights: str | Path | None = None, num_classes: int | None = None
+    path: str | Path,
+    weights: str | Path | None = None,
+    num_classes: int | None = None,
+    require_weights: bool = False,
 ) -> tuple[VideoSegNet, dict]:
     """Rebuild the VideoSegNet a cell.json describes; load ``weights`` (default: the
-    ``weights.safetensors`` beside it, when present)."""
+    ``weights.safetensors`` beside it, when present; with ``require_weights`` its absence is
+    a MissingWeightsError rather than an untrained network)."""
     genotype, data = read_cell(path)
     classes = num_classes or data.get("num_classes")
     if classes is None:
-        raise GenotypeError(f"{path}: num_classes missing; pass --num-classes or export again")
+        raise GenotypeError(
+            f"{path} is a bare genotype (no num_classes, no network settings): use the "
+            "cell.json that python -m nas.export or python -m nas.retrain writes"
+        )
     net = VideoSegNet(genotype, int(classes), NetConfig(**data.get("net", {})))
     default = Path(path).with_name("weights.safetensors")
     weights = weights or (default if default.is_file() else None)
+    if weights is None and require_weights:
+        raise MissingWeightsError(
+            f"{path} has no weights.safetensors beside it: give the trained network with "
+            "--weights FILE (an untrained one segments nothing)"
+        )
     if weights is not None:
-        state = load_weights(weights)
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"{weights} does not fit the cell in {path}: missing "
-                f"{missing[:8]} ({len(missing)}), unexpected {unexpected[:8]} "
-                f"({len(unexpected)})"
-            )
+        load_fitting(net, load_weights(weights), f"{weights} does not fit the cell in {path}")
     return net.eval(), data
+
+
+def load_fitting(net: VideoSegNet, state: dict, context: str) -> None:
+    """Load ``state`` into ``net`` only if every tensor is there with its shape; else one
+    ValueError (``context``: what does not fit what) naming what differs."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = [
+            f"{what} {len(items)} (e.g. {', '.join(items[:3])})"
+            for what, items in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("other shape", shapes),
+            )
+            if items
+        ]
+        raise ValueError(f"{context} (weights of another cell or network?): {'; '.join(parts)}")
+    net.load_state_dict(state)
 
 
 def write_cell(

@@ -6,9 +6,7 @@ defaults from it."""
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
 from nas.models.config import NetConfig
@@ -139,7 +137,8 @@ class SearchConfig:
     controller: str = "ppo"
     """ppo, random, tpe or evolution."""
     workers: int = 0
-    """Children at once (0: one per GPU, else one per CPU core)."""
+    """Children at once (0, the default: one per GPU, else one per CPU core; the CLI's
+    --workers takes >= 1)."""
     gpus_per_child: float = 0.0
     """GPU share of a child (0 with GPUs present means 1)."""
     scheduler: str = "fifo"
@@ -158,7 +157,7 @@ class SearchConfig:
     seed: int = 0
     """Seed of the controller, the teacher and the children."""
     dashboard_host: str = "127.0.0.1"
-    """Where the Ray dashboard listens (it has no authentication: keep it local)."""
+    """Where the Ray dashboard listens (Ray's token guards it; keep it local)."""
     dashboard: bool = True
     """Start the Ray dashboard with a local cluster."""
     resolution: tuple[int, int] | None = None
@@ -325,23 +324,3 @@ def resolution_arg(text: str) -> tuple[int, int]:
         return parse_resolution(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A --config file: YAML or JSON mapping of SearchConfig fields (dashes or underscores)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping of settings")
-    data = {k.replace("-", "_"): v for k, v in data.items()}
-    if isinstance(data.get("ppo"), dict):
-        data["ppo"] = {k.replace("-", "_"): v for k, v in data["ppo"].items()}
-    return data

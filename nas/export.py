@@ -18,7 +18,7 @@ import torch
 from nas.cellfile import build_from_cell, write_cell
 from nas.checkpoint import load_weights, read_json, save_weights
 from nas.models.video import KeyStep, Step, VideoSegNet
-from nas.records import read_records
+from nas.records import describe_bad, scan_records
 from nas.teacher_folder import TeacherFolder
 from search_spaces.genotype import Genotype
 
@@ -62,6 +62,7 @@ def export_cell(run: Path, record: dict, folder: Path, resolution: tuple[int, in
         net.genotype,
         net.slow.num_classes,
         net.config,
+        resolution=list(resolution),  # what nas.segment runs at by default
         metrics=metrics,
         provenance=provenance,
     )
@@ -80,11 +81,16 @@ def export_cell(run: Path, record: dict, folder: Path, resolution: tuple[int, in
 
 
 def top_records(run: Path, k: int) -> list[dict]:
-    ok = [
-        r
-        for r in read_records(run / "trials.jsonl")
-        if r.get("status") != "failed" and r.get("reward") is not None
-    ]
+    """The ``k`` best recorded children, one per genotype; a torn or unreadable line of
+    trials.jsonl is reported on stderr (its child may have been the best)."""
+    records, bad = scan_records(run / "trials.jsonl")
+    if bad:
+        print(
+            f"warning: {describe_bad(run / 'trials.jsonl', bad)}: not exported; "
+            f"python -m nas.search --resume --out {run} moves it aside and runs its child again",
+            file=sys.stderr,
+        )
+    ok = [r for r in records if r.get("status") != "failed" and r.get("reward") is not None]
     if not ok:
         raise ValueError(
             f"{run} has no finished child to export (trials.jsonl is empty or every child failed)"
@@ -95,6 +101,16 @@ def top_records(run: Path, k: int) -> list[dict]:
     return list(best.values())[:k]
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give how many cells, >= 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m nas.export",
@@ -102,7 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", help="a search's run folder, e.g. runs/demo")
-    p.add_argument("--top", type=int, default=3, help="how many cells, best reward first")
+    p.add_argument(
+        "--top",
+        type=_positive,
+        default=3,
+        help="how many cells, best reward first (>= 1; default 3)",
+    )
     p.add_argument("--out", help="where to write (default RUN/export)")
     args = p.parse_args(argv)
     run = Path(args.run)
@@ -110,7 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "search.json").is_file():
             raise FileNotFoundError(f"{run} is not a search run folder (no search.json)")
         search = read_json(run / "search.json")
-        cache_meta = read_json(run / "cache" / "val" / "meta.json")
+        meta_path = run / "cache" / "val" / "meta.json"
+        if not meta_path.is_file() or not (run / "teacher").is_dir():
+            raise FileNotFoundError(
+                f"{run} has no teacher and cache yet ({meta_path} is missing): the search is "
+                "still building them, or stopped before; let it run (or continue it with "
+                f"python -m nas.search --resume --out {run}) until children are recorded"
+            )
+        cache_meta = read_json(meta_path)
         resolution = tuple(cache_meta["size"])
         out = Path(args.out) if args.out else run / "export"
         for rank, record in enumerate(top_records(run, args.top), start=1):
@@ -125,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: the export in {args.out or run / 'export'} is incomplete; run "
+            "the same command again",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

@@ -122,18 +122,48 @@ def add_step_head_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written, and each option's default after its help (none shown for
+    an option without a default or a switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and "%(default)" not in text
+            and not any(action.default is v for v in (None, False, argparse.SUPPRESS))
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m nas.retrain",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--cell", required=True, type=Path, help="genotype or exported cell.json")
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument(
+        "--dataset",
+        required=True,
+        choices=DATASETS,
+        help="the data to train and score on; synthetic is generated, the others read "
+        "--data-root in their own layout",
+    )
     p.add_argument("--data-root", help="the dataset's folder (not needed for synthetic)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--train-split", default="train")
-    p.add_argument("--val-split", default="val")
+    p.add_argument(
+        "--train-split",
+        default="train",
+        help="split the teacher and the video network train on; name sequences with "
+        "train:bear,rhino or leave some out with train:-0006R0",
+    )
+    p.add_argument(
+        "--val-split",
+        default="val",
+        help="split the report scores, e.g. val or train:hockey,surf (sequences never trained on)",
+    )
     p.add_argument(
         "--resolution",
         type=resolution_arg,
@@ -141,11 +171,36 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-train-clips", type=int, help="bound the training sequences loaded")
     p.add_argument("--max-val-clips", type=int, help="bound the evaluated sequences")
-    p.add_argument("--epochs", type=int, default=RetrainConfig.epochs)
-    p.add_argument("--steps-per-epoch", type=int, default=0, help="0: one pass over the frames")
-    p.add_argument("--batch-size", type=int, default=RetrainConfig.batch_size, help="windows")
-    p.add_argument("--clip-len", type=int, default=0, help="frames per window (0: alpha)")
-    p.add_argument("--lr", type=float, default=RetrainConfig.lr)
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=RetrainConfig.epochs,
+        help="epochs of video-network training (>= 1)",
+    )
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=0,
+        help="optimiser steps per epoch (0: one pass over the training frames)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=RetrainConfig.batch_size,
+        help="windows of consecutive frames per step",
+    )
+    p.add_argument(
+        "--clip-len",
+        type=int,
+        default=0,
+        help="frames per training window (0: alpha, a key frame and the frames it serves)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=RetrainConfig.lr,
+        help="AdamW peak learning rate of the video network (warm-up, cosine decay)",
+    )
     p.add_argument(
         "--online-steps",
         type=int,
@@ -160,7 +215,12 @@ def parser() -> argparse.ArgumentParser:
         help="DAVIS: semi-supervised (first-frame mask given, used by online fine-tuning) or "
         "unsupervised (foreground vs background, no mask)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the teacher, the cell's initialisation and the window sampling",
+    )
     p.add_argument("--teacher", help="StaticSegNet safetensors to use instead of training one")
     p.add_argument(
         "--backbone",
@@ -173,8 +233,18 @@ def parser() -> argparse.ArgumentParser:
         help="imagenet (the bundled weights; default for real data on efficientnet_lite0), "
         "a weights file, or none",
     )
-    p.add_argument("--teacher-steps", type=int, default=TeacherConfig.steps)
-    p.add_argument("--teacher-fast-steps", type=int, default=TeacherConfig.fast_steps)
+    p.add_argument(
+        "--teacher-steps",
+        type=int,
+        default=TeacherConfig.steps,
+        help="optimiser steps of the teacher (the static network), when it is trained here",
+    )
+    p.add_argument(
+        "--teacher-fast-steps",
+        type=int,
+        default=TeacherConfig.fast_steps,
+        help="distillation steps of each fast encoder (one per beta) to the teacher",
+    )
     p.add_argument(
         "--width-mult", type=float, help="backbone width (default: the cell's net, else 1.0)"
     )
@@ -213,6 +283,14 @@ def check_inputs(args: argparse.Namespace, net: NetConfig, pretrained: str | Non
     for flag in ("epochs", "batch_size", "teacher_steps", "teacher_fast_steps"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+    for flag in ("steps_per_epoch", "clip_len", "online_steps"):
+        if getattr(args, flag) < 0:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 0")
+    for flag in ("max_train_clips", "max_val_clips"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.lr <= 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
     if args.clip_len == 1:
         raise ValueError("--clip-len 1 holds no non-key frame; use >= 2 (or 0: alpha)")
     if not args.teacher:

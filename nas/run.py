@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,9 @@ from nas.budget import Budget
 from nas.checkpoint import write_json
 from nas.config import ChildSettings, SearchConfig
 from nas.data.clip import Clip
-from nas.records import RunLog
+from nas.ray_session import dashboard_line, quiet_ray_resume_advice, start_ray
+from nas.records import RunLog, read_records
+from nas.run_lock import run_lock
 
 
 def _log(msg: str) -> None:
@@ -28,8 +30,9 @@ def _labelled_frames(clips: Iterable[Clip]) -> list[Clip]:
     return [clip.subset(clip.labelled) for clip in clips if clip.labelled.any()]
 
 
-def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
-    """Teacher and caches for ``config`` in ``out`` (built, resumed or reused)."""
+def prepare(config: SearchConfig, out: Path, device: Any = None) -> dict[str, Any]:
+    """Teacher and caches for ``config`` in ``out`` (built, resumed or reused) on ``device``
+    (a torch device; default CUDA when there is one)."""
     from nas.cache import ensure_cache
     from nas.data import iter_clips, load_clips, num_classes
     from nas.teacher import ensure_teacher
@@ -89,6 +92,7 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
         config.seed,
         config.teacher,
         config.resolved_pretrained(),
+        device=device,
         log=_log,
     )
     teacher_seconds = time.time() - t0
@@ -99,6 +103,7 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
             out / "teacher",
             clips[split],
             {**fingerprint, "split": split},
+            device=device,
             log=_log,
         )
         for split in ("train", "val")
@@ -110,53 +115,68 @@ def prepare(config: SearchConfig, out: Path) -> dict[str, Any]:
     }
 
 
-def local_ray_env() -> None:
-    """Bind every Ray service of a local cluster to 127.0.0.1 (STACK.md), before import ray."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+def interrupted_message(out: Path | None) -> str:
+    """What a search stopped by Ctrl-C says: what is kept and how to continue."""
+    if out is None or not (out / "search.json").is_file():
+        return "interrupted before the search started: nothing to continue"
+    records = read_records(out / "trials.jsonl")
+    recorded = {r.get("proposal_id") for r in records}
+    try:
+        state = json.loads((out / "searcher.json").read_text())
+        stopped = [p for p in state.get("proposals", {}).values() if p["id"] not in recorded]
+    except (OSError, ValueError, KeyError, TypeError):
+        stopped = []
 
+    def children(n: int) -> str:
+        return f"{n} child" if n == 1 else f"{n} children"
 
-def short_temp_dir() -> str:
-    """Ray's socket paths must stay short: a fresh folder under /tmp per session."""
-    return tempfile.mkdtemp(prefix="ray-", dir=os.environ.get("NAS_RAY_TMP", "/tmp"))
-
-
-def _start_ray(config: SearchConfig) -> tuple[Any, bool, str | None]:
-    """(ray, whether this call started the cluster, the dashboard address if any)."""
-    local_ray_env()
-    import ray
-
-    if config.address:
-        context = ray.init(address=config.address, log_to_driver=False)
-        return ray, False, context.dashboard_url
-    if ray.is_initialized():  # a session the caller started (tests, notebooks): reuse it
-        return ray, False, None
-    if config.dashboard_host not in ("127.0.0.1", "localhost"):
-        _log(
-            f"WARNING: the Ray dashboard will listen on {config.dashboard_host}: it has no "
-            "authentication, anyone who reaches that address can control this cluster"
-        )
-    context = ray.init(
-        num_cpus=config.workers or os.cpu_count(),
-        include_dashboard=config.dashboard,
-        dashboard_host=config.dashboard_host,
-        _temp_dir=short_temp_dir(),
-        object_store_memory=256 * 2**20,
-        log_to_driver=False,
+    flight = (
+        f"; {children(len(stopped))} in flight stopped, to run again on resume" if stopped else ""
     )
-    return ray, True, context.dashboard_url
+    return (
+        f"interrupted: {children(len(records))} recorded in {out / 'trials.jsonl'}{flight}; "
+        f"continue with --resume --out {out}"
+    )
+
+
+def budget_lines(budget: Budget, gpus: float, gpus_per_child: float, workers: int) -> list[str]:
+    """How the budget is counted on this cluster: device-seconds of the devices children
+    actually run on (a gpu budget on a cluster without GPUs counts CPU-worker seconds)."""
+    lines = []
+    if budget.device == "gpu" and not gpus:
+        lines.append(
+            f"[search] no GPU in the cluster: the {budget.text} budget counts CPU-worker "
+            "seconds instead"
+        )
+        budget = replace(budget, device="cpu")
+    elif budget.device == "cpu" and gpus and gpus_per_child:
+        lines.append(
+            f"[search] children run on GPUs: the {budget.text} budget counts GPU-worker seconds"
+        )
+        budget = replace(budget, device="gpu")
+    lines.append(f"[search] budget {budget.describe(workers)}")
+    return lines
 
 
 def run_search(
     config: SearchConfig, out: Path, budget: Budget, resume: bool = False
 ) -> dict[str, Any]:
     """Run (or resume) the search ``config`` with its validated ``budget`` in run folder
-    ``out``; return the summary."""
-    out.mkdir(parents=True, exist_ok=True)
+    ``out`` (locked for the whole search: RunBusyError if another search holds it); return
+    the summary. Ctrl-C raises KeyboardInterrupt out of any phase: the children in flight are
+    stopped (Ray's own SIGINT handling, which would end the search as if it had finished, is
+    turned off), the records and the searcher state are as the last child left them, and no
+    summary.json is written."""
+    with run_lock(out):
+        return _run_search(config, out, budget, resume)
+
+
+def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -> dict[str, Any]:
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C raises KeyboardInterrupt
+    quiet_ray_resume_advice()
     write_json(out / "search.json", config.to_dict())
     prep = prepare(config, out)
-    ray, started_here, url = _start_ray(config)
+    ray, started_here, url = start_ray(config)
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -175,15 +195,11 @@ def run_search(
         workers = config.workers or (
             int(gpus / gpus_per_child) if gpus else int(resources.get("CPU", 1))
         )
-        if budget.device == "gpu" and not gpus:
-            _log(
-                f"[search] no GPU in the cluster: the {budget.text} budget counts CPU-worker "
-                "seconds instead"
-            )
-        _log(f"[search] budget {budget.describe(workers)}")
+        for line in budget_lines(budget, gpus, gpus_per_child, workers):
+            _log(line)
         if url:
-            _log(f"[search] Ray dashboard: http://{url}")
-        run_log = RunLog(out)
+            _log(dashboard_line(url))
+        run_log = RunLog(out, warn=_log)
         controller = MemoizedController(
             make_controller(
                 config.controller, SearchSpace(config.n_nodes), seed=config.seed, **config.ppo

@@ -42,11 +42,14 @@ class BudgetSearcher(ControllerSearcher):
         self.requeued: deque[Proposal] = deque()
         self.started: dict[str, float] = {}
         self.last_end: float | None = None
+        self.told: set[str] = set()  # proposals rerun after their record was lost
 
     # ---- resume ------------------------------------------------------------------------
     def resume(self) -> int:
         """Load the saved state; tell the controller what trials.jsonl already holds; queue
-        the proposals that were in flight when the search stopped. Returns how many."""
+        the proposals that were in flight when the search stopped, and those whose record
+        was lost (a torn line of trials.jsonl, moved aside by RunLog): the controller heard
+        of these already, so their rerun is recorded but not told again. Returns how many."""
         state = json.loads(self.state_path.read_text())
         self.load_state_dict(state)
         recorded = {r["proposal_id"]: r for r in self.log.records}
@@ -56,6 +59,7 @@ class BudgetSearcher(ControllerSearcher):
             if p.id not in {q.id for q in self.proposals.values()}
         ]
         self.proposals = {}
+        queued: set[str] = set()
         for proposal in in_flight:
             record = recorded.get(proposal.id)
             if record is not None:  # finished and recorded, but the controller never heard
@@ -63,6 +67,16 @@ class BudgetSearcher(ControllerSearcher):
                     self.controller.tell(proposal, _reward(record), record["status"])
             elif proposal.id in self.controller.pending:
                 self.requeued.append(proposal)
+                queued.add(proposal.id)
+        space = self.controller.space
+        for done in self.completed.values():
+            pid = done.get("proposal_id")
+            if pid in recorded or pid in queued or "proposal" not in done:
+                continue
+            proposal = Proposal.from_dict(done["proposal"], space)
+            self.requeued.append(proposal)
+            self.told.add(proposal.id)
+            queued.add(pid)
         self._save()
         return len(self.requeued)
 
@@ -121,6 +135,8 @@ class BudgetSearcher(ControllerSearcher):
                         "ratio_avg",
                         "gated_density",
                         "node_id",
+                        "gpu_ids",
+                        "device",
                         "error",
                     )
                 },
@@ -134,7 +150,18 @@ class BudgetSearcher(ControllerSearcher):
             }
         )
         self.last_end = time.time()
-        super().on_trial_complete(trial_id, result, error)
+        if proposal.id in self.told:  # a lost record's rerun: the controller heard of it
+            self.told.discard(proposal.id)
+            del self.proposals[trial_id]
+            self.completed[trial_id] = {
+                "proposal_id": proposal.id,
+                "reward": reward,
+                "status": status,
+            }
+        else:
+            super().on_trial_complete(trial_id, result, error)
+        # the proposal itself, so that a record lost later (a torn line) can be rerun
+        self.completed[trial_id]["proposal"] = proposal.to_dict()
         self._save()
 
     def _config(self, proposal: Proposal) -> dict[str, Any]:

@@ -6,13 +6,19 @@
 VIDEO is a file OpenCV decodes or a folder of frames (png/jpg/bmp, sorted by name). Frames run
 one by one through StreamingSegmenter (the slow pathway on every alpha-th frame, the fast
 pathway and the cell on the others) at ``--resolution`` (default: the resolution the cell was
-trained at, else the video's own); predictions are resized back to the frame size. It prints
-the network's frames per second and the share of key frames.
+trained at, from its cell.json, else the video's own); predictions are resized back to the
+frame size. It prints the network's frames per second and the share of key frames.
+
+The cell needs its trained weights: weights.safetensors beside cell.json (as nas.export and
+nas.retrain write them) or --weights; --random-weights runs an untrained network on purpose.
+A run that fails leaves no partial overlay video behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from nas.cellfile import build_from_cell
+from nas.cellfile import build_from_cell, cell_resolution
 from nas.config import resolution_arg
 from nas.data.clip import to_tensor
 from nas.models.heads import label_map
@@ -98,18 +104,42 @@ def _video_frames(
         capture.release()
 
 
+def choose_device(name: str | None) -> torch.device:
+    """``--device`` as asked, or one clear error when it cannot be used here."""
+    try:
+        device = pick_device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"--device {name!r} is no torch device: write cpu, cuda or cuda:1"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {name}: torch sees no CUDA GPU on this machine; use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+            )
+    return device
+
+
 def segment(args: argparse.Namespace) -> dict:
     """Run the network over the video; write what was asked; return the figures."""
-    net, data = build_from_cell(args.cell, args.weights)
-    device = pick_device(args.device)
+    net, data = build_from_cell(
+        args.cell, args.weights, require_weights=not getattr(args, "random_weights", False)
+    )
+    device = choose_device(args.device)
     net = net.to(device)
     colours = palette(net.slow.num_classes)
-    size = args.resolution or (tuple(data["resolution"]) if data.get("resolution") else None)
+    size = args.resolution or cell_resolution(data)
     frames, fps = read_frames(args.video, args.max_frames)
     stream = StreamingSegmenter(net)
     writer, count, keys, seconds = None, 0, 0, 0.0
+    partial = args.out.with_name(f".{args.out.stem}.partial{args.out.suffix}") if args.out else None
     if args.masks:
         args.masks.mkdir(parents=True, exist_ok=True)
+    done = False
     try:
         for frame in frames:
             h, w = frame.shape[:2]
@@ -128,14 +158,21 @@ def segment(args: argparse.Namespace) -> dict:
                 mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
             if args.out:
                 if writer is None:
-                    writer = open_writer(args.out, fps, (w, h))
+                    writer = open_writer(partial, fps, (w, h))
                 writer.write(cv2.cvtColor(blend(frame, mask, colours), cv2.COLOR_RGB2BGR))
             if args.masks:
                 cv2.imwrite(str(args.masks / f"{count:05d}.png"), mask)
             count += 1
+        done = True
     finally:
         if writer is not None:
             writer.release()
+        if partial is not None:
+            if done and writer is not None:
+                os.replace(partial, args.out)
+            else:  # a failed or interrupted run leaves no partial video
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
     return {
         "frames": count,
         "key_frames": keys,
@@ -153,6 +190,16 @@ def open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWrite
     return writer
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1 frame")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m nas.segment",
@@ -161,18 +208,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("video", type=Path, help="video file or folder of frames")
     p.add_argument("--cell", required=True, type=Path, help="exported cell.json")
-    p.add_argument("--weights", type=Path, help="default: weights.safetensors beside the cell")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        help="the cell's trained network (default: weights.safetensors beside the cell)",
+    )
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="run an untrained network when the cell has no weights (for timing only)",
+    )
     p.add_argument("--out", type=Path, help="overlay video to write (.mp4, mp4v codec)")
     p.add_argument("--masks", type=Path, help="folder for class-index PNG masks")
-    p.add_argument("--resolution", type=resolution_arg, help="HxW the network runs at")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument(
+        "--resolution",
+        type=resolution_arg,
+        help="HxW the network runs at (default: the cell's trained resolution from cell.json, "
+        "else the video's own)",
+    )
+    p.add_argument("--max-frames", type=_positive, help="stop after this many frames (>= 1)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     args = p.parse_args(argv)
+    if args.random_weights and args.weights:
+        p.error("--random-weights and --weights exclude each other")
     try:
         result = segment(args)
     except (GenotypeError, VideoReadError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: no overlay video written", file=sys.stderr)
+        return 130
     if result["frames"] == 0:
         print(f"error: {args.video} yielded no frame", file=sys.stderr)
         return 2

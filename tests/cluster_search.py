@@ -28,7 +28,12 @@ def main(out: str, temp_dir: str) -> None:
     cluster.wait_for_nodes()
     try:
         config = tiny_search_config(
-            address=cluster.address, workers=2, max_children=4, child_steps=40, controller="random"
+            address=cluster.address,
+            workers=2,
+            max_children=4,
+            child_steps=40,
+            controller="random",
+            budget="30cpu-minutes",  # max_children ends it, however loaded the machine
         )
         summary = run_search(config, Path(out), parse_budget(config.budget))
         print(json.dumps({"children": summary["children"]}))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from controllers import make_controller
-from nas.config import SEARCH_TEACHER, ChildConfig, SearchConfig, load_config_file
+from nas.config import SEARCH_TEACHER, ChildConfig, SearchConfig
+from nas.config_file import load_config_file
 from nas.reward import RewardConfig
 from nas.search import build_parser, config_from_args
 from search_spaces.space import SearchSpace

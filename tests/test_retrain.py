@@ -241,3 +241,36 @@ def bad_cell(tmp_path: Path) -> Path:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     return path
+
+
+def test_help_explains_every_flag_and_shows_defaults():
+    from nas.retrain import parser
+
+    p = parser()
+    for action in p._actions:
+        assert action.help, f"{action.option_strings} has no help"
+    text = p.format_help()
+    for flag, default in [
+        ("--epochs", RetrainConfig.epochs),
+        ("--lr", RetrainConfig.lr),
+        ("--seed", 0),
+        ("--train-split", "train"),
+        ("--val-split", "val"),
+        ("--teacher-steps", 600),
+        ("--teacher-fast-steps", 250),
+    ]:
+        block = text.split(f"  {flag} ", 1)[1].split("\n  --", 1)[0]
+        assert f"(default: {default})" in " ".join(block.split()), (flag, block)
+    assert "``report.json``" in text  # the description keeps its own line breaks
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--lr", "0"], "--lr must be > 0"), (["--steps-per-epoch", "-1"], "--steps-per-epoch")],
+)
+def test_bad_numbers_are_refused_before_anything_runs(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    args = ["--cell", str(CELL), "--out", str(out), "--dataset", "synthetic", *TINY, *extra]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -91,6 +91,8 @@ def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
         assert (folders[0] / name).is_file()
     net, data = build_from_cell(folders[0] / "cell.json")
     assert data["metrics"]["reward"] == max(r["reward"] for r in ok)
+    # nas.segment's default resolution: top level, as nas.retrain writes it
+    assert data["resolution"] == data["provenance"]["resolution"] == [32, 48]
     scripted = torch.jit.load(str(folders[0] / "key_step.pt"))
     frame = torch.rand(1, 3, 32, 48)
     with torch.no_grad():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from nas.checkpoint import save_weights
 from nas.models.config import NetConfig
 from nas.models.video import VideoSegNet
 from nas.segment import main, palette
@@ -115,3 +118,114 @@ def test_palette_is_fixed_and_distinct():
     colours = palette(12)
     assert colours.shape == (12, 3) and len({tuple(c) for c in colours}) == 12
     np.testing.assert_array_equal(palette(12), colours)
+
+
+# ---- what segment refuses, and the resolution it runs at -------------------------------------
+def bare_cell(tmp_path: Path, cell: Path, **changes) -> Path:
+    """A copy of ``cell``'s cell.json alone in a folder (no weights beside it), edited."""
+    folder = tmp_path / "bare"
+    folder.mkdir(exist_ok=True)
+    data = {**json.loads(cell.read_text()), **changes}
+    path = folder / "cell.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def run_main(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        return exc.code
+
+
+@pytest.mark.parametrize(
+    "what, message",
+    [
+        ("no weights", "has no weights.safetensors beside it"),
+        ("bare genotype", "python -m nas.export"),
+        ("other weights", "does not fit the cell"),
+        ("cuda without cuda", "no CUDA GPU"),
+        ("no such device", "is no torch device"),
+        ("max frames 0", "--max-frames"),
+    ],
+)
+def test_what_cannot_run_is_refused_with_one_clear_error(
+    cell, tmp_path, capsys, monkeypatch, what, message
+):
+    video = write_video(tmp_path / "in.mp4", frames=3)
+    out = tmp_path / "o.mp4"
+    argv = [str(video), "--out", str(out), "--cell", str(cell)]
+    if what == "no weights":
+        argv[-1] = str(bare_cell(tmp_path, cell))
+    elif what == "bare genotype":
+        argv[-1] = str(CELL)
+    elif what == "other weights":
+        other = VideoSegNet(Genotype.load(CELL), 5, NetConfig(width_mult=0.35, deep_channels=24))
+        save_weights(other, tmp_path / "other.safetensors")
+        argv += ["--weights", str(tmp_path / "other.safetensors")]
+    elif what == "cuda without cuda":
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        argv += ["--device", "cuda"]
+    elif what == "no such device":
+        argv += ["--device", "gpu0"]
+    elif what == "max frames 0":
+        argv += ["--max-frames", "0"]
+    assert run_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err, err
+    assert "Traceback" not in err and err.count("error:") == 1
+    assert not out.exists()
+
+
+def test_random_weights_runs_a_cell_without_weights_when_asked(cell, tmp_path):
+    video = write_video(tmp_path / "in.mp4", frames=2)
+    argv = [str(video), "--cell", str(bare_cell(tmp_path, cell)), "--random-weights"]
+    assert main(argv) == 0
+
+
+def sizes_run(monkeypatch) -> list[tuple[int, int]]:
+    """Record the frame size each network step gets."""
+    import nas.segment
+
+    seen: list[tuple[int, int]] = []
+    real = nas.segment.StreamingSegmenter
+
+    class Recording(real):
+        def __call__(self, frame):
+            seen.append(tuple(frame.shape[-2:]))
+            return super().__call__(frame)
+
+    monkeypatch.setattr(nas.segment, "StreamingSegmenter", Recording)
+    return seen
+
+
+@pytest.mark.parametrize("where", ["top level", "provenance only"])
+def test_a_cell_runs_at_the_resolution_it_was_trained_at(cell, tmp_path, monkeypatch, where):
+    """nas.retrain and nas.export write top-level ``resolution``; cells nas.export wrote
+    before keep it only under ``provenance``."""
+    path = cell
+    if where == "provenance only":
+        folder = tmp_path / "old-export"
+        shutil.copytree(cell.parent, folder)
+        data = json.loads((folder / "cell.json").read_text())
+        data["provenance"] = {"resolution": data.pop("resolution")}
+        (folder / "cell.json").write_text(json.dumps(data))
+        path = folder / "cell.json"
+    seen = sizes_run(monkeypatch)
+    video = write_video(tmp_path / "in.mp4", frames=2)
+    masks = tmp_path / "masks"
+    assert main([str(video), "--cell", str(path), "--masks", str(masks)]) == 0
+    assert seen == [(32, 48)] * 2
+    assert cv2.imread(str(masks / "00000.png"), cv2.IMREAD_UNCHANGED).shape == (40, 56)
+
+
+def test_a_run_that_fails_midway_leaves_no_partial_video(cell, tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(3):
+        cv2.imwrite(str(folder / f"f{t:03d}.png"), np.full((36, 50, 3), 40 * t, np.uint8))
+    (folder / "f003.png").write_bytes(b"not an image")
+    out = tmp_path / "overlay.mp4"
+    assert main([str(folder), "--cell", str(cell), "--out", str(out)]) == 2
+    assert "cannot read frame" in capsys.readouterr().err
+    assert list(tmp_path.glob("*.mp4")) == [] and not list(tmp_path.glob(".*mp4"))
