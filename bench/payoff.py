@@ -5,7 +5,7 @@ DAVIS sequences nothing was trained or tuned on?
 
 1. A PPO search on DAVIS-2016 (``nas.run.run_search``, pretrained EfficientNet-Lite0 teacher):
    children train on 8 training sequences and are scored on 2 more (hockey, surf); the 4
-   unseen sequences (bench.real.DAVIS_UNSEEN) are never read.
+   unseen sequences (bench.protocols.DAVIS_UNSEEN) are never read.
 2. Its top ``--top`` cells by search reward (decided before anything is scored on the unseen
    sequences), the reference cell docs/cell.json and ``--random`` cells drawn uniformly from
    the space (seeded) are each trained end to end with ``--seeds`` seeds on the
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import real
+from bench import protocols, real
 from bench.cli import (
     REPO,  # noqa: E402
     bench_parser,
@@ -54,8 +54,8 @@ def search_config(args: argparse.Namespace):
         budget="1000cpu-hours",  # --children ends it
         dataset="davis",
         data_root=str(args.data_root / "davis2016"),
-        train_split=f"train:-{real.named(real.DAVIS_UNSEEN + real.DAVIS_HELD_IN)}",
-        val_split=f"train:{real.named(real.DAVIS_HELD_IN)}",
+        train_split=f"train:-{protocols.named(protocols.DAVIS_UNSEEN + protocols.DAVIS_HELD_IN)}",
+        val_split=f"train:{protocols.named(protocols.DAVIS_HELD_IN)}",
         controller="ppo",
         workers=args.workers,
         dashboard=False,
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         reference = Genotype.load(args.reference)
         torch.set_num_threads(args.threads)
         prep = real.prepare(
-            real.PROTOCOLS["davis-unseen"],
+            protocols.PROTOCOLS["davis-unseen"],
             args.data_root / "davis2016",
             args.davis_size,
             real_args,
@@ -232,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     check = targets(rows)
     ok = [r for r in records if r.get("status") != "failed"]
     print(
-        f"\nDAVIS-2016 unseen sequences ({', '.join(real.DAVIS_UNSEEN)}), semi-supervised J&F "
+        f"\nDAVIS-2016 unseen sequences ({', '.join(protocols.DAVIS_UNSEEN)}), semi-supervised J&F "
         f"on non-key frames; search: {len(records)} children ({len(ok)} finished), trained on "
-        f"8 sequences, children scored on {', '.join(real.DAVIS_HELD_IN)}; {args.seeds} video "
+        f"8 sequences, children scored on {', '.join(protocols.DAVIS_HELD_IN)}; {args.seeds} video "
         f"seeds a cell; {time.time() - start:.0f} s\n{table(rows)}"
     )
     if check is not None:

@@ -179,9 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", required=True, choices=("camvid", "cityscapes", "davis"))
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=("camvid", "cityscapes", "davis"),
+        help="which benchmark's official metric: mIoU (camvid, cityscapes) or J&F (davis)",
+    )
     parser.add_argument("--data-root", required=True, help="the dataset's root folder")
-    parser.add_argument("--split", default="val")
+    parser.add_argument(
+        "--split",
+        default="val",
+        help="the split whose ground truth is read; it may name sequences (val:bear,rhino)",
+    )
     parser.add_argument("--predictions", required=True, type=Path, help="folder of PNGs")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(

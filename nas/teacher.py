@@ -46,6 +46,7 @@ def _key(beta: str) -> str:
 
 
 TEACHER_FORMAT = 2  # bump when the teacher's or fast encoders' shapes change
+PROGRESS_SECONDS = 20.0
 PRETRAINED_LR_SCALE = 0.25
 """A pretrained backbone fine-tunes at a quarter of the teacher's learning rate. Chosen on
 held-in DAVIS sequences (8 training sequences -> hockey, surf; 100 steps, 240x427, static
@@ -130,6 +131,7 @@ def _train_loop(
     for norm in frozen_norms:
         norm.eval()
     t0, running = time.time(), None
+    shown = t0  # a line at least every PROGRESS_SECONDS, so a slow start is never silent
     for step in range(start, steps):
         lr = cosine_lr(step, steps, cfg.lr)
         for group in opt.param_groups:
@@ -157,9 +159,12 @@ def _train_loop(
                 },
             )
             sampler.rng = np.random.default_rng(load_training_state(state_path)["rng_seed"])
+        saved = done % cfg.checkpoint_every == 0 or done == steps
+        if saved or time.time() - shown >= PROGRESS_SECONDS:
+            shown = time.time()
             log(
                 f"[teacher] {name}: step {done}/{steps} loss {running:.4f} "
-                f"({time.time() - t0:.0f} s)"
+                f"({shown - t0:.0f} s, {(shown - t0) / max(done - start, 1):.2f} s/step)"
             )
 
 

@@ -2,16 +2,8 @@
 
 import pytest
 
-from bench.real import (
-    PROTOCOLS,
-    Protocol,
-    cell_tag,
-    combine_seeds,
-    load,
-    static_targets,
-    validation_protocol,
-    video_minus_copy,
-)
+from bench.protocols import PROTOCOLS, Protocol, load, validation_protocol
+from bench.real import cell_tag, combine_seeds, static_targets, video_minus_copy
 from search_spaces.genotype import Genotype
 from tests.fixtures_data import CELL, make_davis
 

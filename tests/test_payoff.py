@@ -3,7 +3,7 @@ random cells' mean and the static network; the search never reads the scored seq
 
 import pytest
 
-from bench import payoff, real
+from bench import payoff, protocols
 
 
 def combined(static: float, copy: float, seeds: list[float], ratio: float) -> dict:
@@ -54,9 +54,9 @@ def test_random_cells_are_reproducible_and_valid():
 def test_the_search_reads_training_sequences_only(tmp_path):
     args = payoff.parser().parse_args(["--data-root", str(tmp_path), "--children", "5"])
     config = payoff.search_config(args)
-    for name in real.DAVIS_UNSEEN:
+    for name in protocols.DAVIS_UNSEEN:
         assert config.train_split.startswith("train:-") and name in config.train_split
         assert name not in config.val_split
-    assert config.val_split == f"train:{real.named(real.DAVIS_HELD_IN)}"
+    assert config.val_split == f"train:{protocols.named(protocols.DAVIS_HELD_IN)}"
     assert config.max_children == 5 and config.backbone == "efficientnet_lite0"
     assert config.pretrained_backbone == "imagenet"

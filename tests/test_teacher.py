@@ -73,3 +73,25 @@ def test_teacher_clip_count_is_part_of_the_teacher_key():
 def test_prepare_reports_the_teacher_frames(tmp_path, capsys):
     prepare(tiny_search_config(teacher_clips=2, teacher_steps=2, fast_steps=1), tmp_path)
     assert "[teacher] learning from 18 labelled frames" in capsys.readouterr().out
+
+
+def test_a_slow_teacher_is_never_silent(tmp_path, monkeypatch):
+    """Between checkpoints the teacher still says how far it is (every PROGRESS_SECONDS)."""
+    import nas.teacher
+    from nas.data import load_clips
+
+    monkeypatch.setattr(nas.teacher, "PROGRESS_SECONDS", 0.0)
+    lines: list[str] = []
+    clips = load_clips("synthetic", None, "train", clip_len=2, size=(32, 32), max_clips=2)
+    ensure_teacher(
+        tmp_path / "teacher",
+        clips,
+        5,
+        {"dataset": "synthetic"},
+        NetConfig(width_mult=0.35, deep_channels=16),
+        TeacherConfig(steps=3, fast_steps=1, checkpoint_every=50),
+        log=lines.append,
+    )
+    progress = [line for line in lines if line.startswith("[teacher] static: step")]
+    assert [line.split()[3] for line in progress] == ["1/3", "2/3", "3/3"]
+    assert all("s/step" in line for line in progress)

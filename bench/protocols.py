@@ -1,0 +1,105 @@
+"""Which frames train and which are scored, for every real-data bench: splits of one dataset
+by sequence (nas.data.choose_sequences), so that nothing scored was ever trained on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas.data import load_clips
+from nas.data.clip import Clip
+
+DAVIS_UNSEEN = ("car-turn", "dog-agility", "paragliding", "rhino")
+"""Scored only: no teacher, video network or search child ever trains on them."""
+DAVIS_HELD_IN = ("hockey", "surf")
+"""Training sequences held out to choose settings (--validate) and to score search children."""
+CAMVID_HELD_OUT = "0006R0"
+STATIC_TARGETS = {"davis-unseen": 0.70, "camvid-val": 0.55}
+"""Issue 16's targets for the pretrained static network (semi-supervised J&F, mIoU)."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Which frames train and which are scored: splits of one dataset (a split may name its
+    sequences, nas.data.choose_sequences), or each training sequence cut in time."""
+
+    name: str
+    dataset: str
+    train: str
+    evaluate: str
+    in_time: bool = False
+    """Cut each training sequence: the first 70% train, the rest is scored."""
+    note: str = ""
+
+
+def named(names: tuple[str, ...]) -> str:
+    """Sequence names as a split's list (``train:a,b``)."""
+    return ",".join(names)
+
+
+PROTOCOLS = {
+    "davis-unseen": Protocol(
+        "davis-unseen",
+        "davis",
+        f"train:-{named(DAVIS_UNSEEN)}",
+        f"train:{named(DAVIS_UNSEEN)}",
+        note=f"DAVIS-2016: 10 training sequences -> {', '.join(DAVIS_UNSEEN)} (unseen)",
+    ),
+    "camvid-val": Protocol("camvid-val", "camvid", "train", "val", note="CamVid train -> val"),
+    "camvid-1hz": Protocol(
+        "camvid-1hz",
+        "camvid",
+        f"train:-{CAMVID_HELD_OUT}",
+        f"train:{CAMVID_HELD_OUT}",
+        note=f"CamVid: 0001TP, 0016E5 -> {CAMVID_HELD_OUT} (unseen, 1 Hz)",
+    ),
+    "davis-in-time": Protocol(
+        "davis-in-time",
+        "davis",
+        "train",
+        "train",
+        in_time=True,
+        note="DAVIS-2016: first 70% of each sequence -> last 30% (sequences seen)",
+    ),
+}
+
+
+def validation_protocol(protocol: Protocol) -> Protocol:
+    """The same training data less a held-out part that decides settings: DAVIS's held-in
+    sequences, or the last 30% in time of each training sequence."""
+    if protocol.name == "davis-unseen":
+        return Protocol(
+            "davis-unseen-validate",
+            "davis",
+            f"train:-{named(DAVIS_UNSEEN + DAVIS_HELD_IN)}",
+            f"train:{named(DAVIS_HELD_IN)}",
+            note=f"DAVIS-2016 validation: 8 training sequences -> {', '.join(DAVIS_HELD_IN)}",
+        )
+    if protocol.in_time:
+        raise ValueError(f"--validate is not defined for {protocol.name}; use davis-unseen")
+    return Protocol(
+        f"{protocol.name}-validate",
+        protocol.dataset,
+        protocol.train,
+        protocol.train,
+        in_time=True,
+        note=f"{protocol.note}, validation: first 70% of each training sequence -> the rest",
+    )
+
+
+def split_in_time(clip: Clip, share: float) -> tuple[Clip, Clip]:
+    """The first ``share`` of a sequence's frames and the rest, as two clips."""
+    cut = round(len(clip) * share)
+    return (
+        clip.subset(slice(0, cut), f"{clip.sequence}[train]"),
+        clip.subset(slice(cut, None), f"{clip.sequence}[eval]"),
+    )
+
+
+def load(protocol: Protocol, root: Path, size: tuple[int, int]) -> tuple[list[Clip], list[Clip]]:
+    """The protocol's training and scored clips (whole sequences)."""
+    train = load_clips(protocol.dataset, root, protocol.train, size=size)
+    if protocol.in_time:
+        parts = [split_in_time(c, 0.7) for c in train]
+        return [p[0] for p in parts], [p[1] for p in parts]
+    return train, load_clips(protocol.dataset, root, protocol.evaluate, size=size)
