@@ -193,7 +193,9 @@ def train_and_score(
         seed=seed,
         step_head=args.step_head,
     )
-    run_dir = prep.out / f"alpha{cell.alpha}-{cell_tag(cell, cfg.step_head)}-seed{seed}"
+    # named by the teacher too: a retrained teacher never meets the runs of the one before
+    teacher = prep.meta["key"][:6]
+    run_dir = prep.out / f"alpha{cell.alpha}-{cell_tag(cell, cfg.step_head)}-t{teacher}-seed{seed}"
     log(f"[bench] alpha {cell.alpha}, video training seed {seed} ({cfg.step_head} non-key head)")
     _, report = retrain_cell(
         cell,
