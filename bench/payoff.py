@@ -3,15 +3,15 @@ DAVIS sequences nothing was trained or tuned on?
 
     python -m bench.payoff [--children 100] [--seeds 3] [--out bench/out/payoff] [--json FILE]
 
-1. A PPO search on DAVIS-2016 (``nas.run.run_search``, pretrained EfficientNet-Lite0 teacher):
-   children train on 8 training sequences and are scored on 2 more (hockey, surf); the 4
-   unseen sequences (bench.protocols.DAVIS_UNSEEN) are never read.
-2. Its top ``--top`` cells by search reward (decided before anything is scored on the unseen
-   sequences), the reference cell docs/cell.json and ``--random`` cells drawn uniformly from
-   the space (seeded) are each trained end to end with ``--seeds`` seeds on the
+1. The reference cell docs/cell.json is trained end to end with ``--seeds`` seeds on the
    ``davis-unseen`` teacher (the 10 training sequences; bench.real's code and settings) and
-   scored on the 4 unseen sequences, semi-supervised, beside the copy baseline at each cell's
-   alpha and the static network.
+   scored on the 4 unseen sequences, semi-supervised, beside the copy baseline at its alpha
+   and the static network: those rows are known before the search.
+2. A PPO search on DAVIS-2016 (``nas.run.run_search``, pretrained EfficientNet-Lite0 teacher):
+   children train on 8 training sequences and are scored on 2 more (hockey, surf); the 4
+   unseen sequences (bench.protocols.DAVIS_UNSEEN) are never read. Its top ``--top`` cells by
+   search reward (decided before anything is scored on the unseen sequences) and ``--random``
+   cells drawn uniformly from the space (seeded) are trained and scored as the reference.
 3. The table: non-key J&F (mean, std and standard error over seeds), its difference to copy
    at the same alpha, GFLOPs per frame / static; and the targets of the best searched cell
    (top 1 by search reward): above copy by more than two standard errors, above the mean of
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -36,26 +37,26 @@ from bench.cli import (
     REPO,  # noqa: E402
     bench_parser,
 )
-from nas.checkpoint import json_text
-from nas.config import resolution_arg
+from nas.checkpoint import json_text, read_json
+from nas.config import SearchConfig, resolution_arg
 from nas.export import top_records
 from nas.records import read_records
+from nas.run_lock import RunBusyError
+from nas.search import SearchError
 from search_spaces.genotype import Genotype, GenotypeError
 from search_spaces.space import SearchSpace
 
 TARGETS = {"copy_standard_errors": 2.0, "quality_vs_static": 0.97, "gflops_ratio": 0.50}
 
 
-def search_config(args: argparse.Namespace):
-    """The search of step 1: training sequences only, children scored on the held-in two."""
-    from nas.config import SearchConfig
-
+def search_config(args: argparse.Namespace) -> SearchConfig:
+    """The search of step 2: training sequences only, children scored on the held-in two."""
     return SearchConfig(
         budget="1000cpu-hours",  # --children ends it
         dataset="davis",
         data_root=str(args.data_root / "davis2016"),
-        train_split=f"train:-{protocols.named(protocols.DAVIS_UNSEEN + protocols.DAVIS_HELD_IN)}",
-        val_split=f"train:{protocols.named(protocols.DAVIS_HELD_IN)}",
+        train_split=protocols.DAVIS_VALIDATE.train,
+        val_split=protocols.DAVIS_VALIDATE.evaluate,
         controller="ppo",
         workers=args.workers,
         dashboard=False,
@@ -69,8 +70,23 @@ def run_search(args: argparse.Namespace, out: Path, log) -> list[dict]:
     """Run (or resume) the search until it holds ``--children`` children; its records."""
     from nas.budget import parse_budget
     from nas.run import run_search as search
+    from nas.search import MAY_CHANGE_ON_RESUME, validate
 
     config = search_config(args)
+    validate(config)
+    if (out / "search.json").is_file():  # a rerun continues the search it started, unchanged
+        saved = SearchConfig.from_saved(read_json(out / "search.json"))
+        differ = [
+            f.name
+            for f in fields(SearchConfig)
+            if f.name not in MAY_CHANGE_ON_RESUME
+            and getattr(saved, f.name) != getattr(config, f.name)
+        ]
+        if differ:
+            raise ValueError(
+                f"{out} holds a search with other settings ({', '.join(differ)} differ): rerun "
+                "with the settings it started with, or use another --out"
+            )
     done = read_records(out / "trials.jsonl")
     if len(done) < args.children:
         log(f"[payoff] search: {len(done)} of {args.children} children so far")
@@ -90,7 +106,7 @@ def summarise(name: str, combined: dict) -> dict:
     video = [s["video_nonkey"] for s in combined["seeds"]]
     known = [v for v in video if v is not None]
     mean = float(np.mean(known)) if known else None
-    std = float(np.std(known, ddof=1)) if len(known) > 1 else None
+    std = combined["video_nonkey_std"]
     nets = combined["networks"]
     return {
         "name": name,
@@ -226,7 +242,14 @@ def main(argv: list[str] | None = None) -> int:
             for i, cell in enumerate(random_cells(args.random, args.seed), 1)
         ]
         rows = [*searched, ref, *randoms]
-    except (GenotypeError, ValueError, FileNotFoundError, ModuleNotFoundError) as exc:
+    except (
+        GenotypeError,
+        ValueError,
+        FileNotFoundError,
+        ModuleNotFoundError,
+        RunBusyError,
+        SearchError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     check = targets(rows)

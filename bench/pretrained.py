@@ -31,17 +31,15 @@ from nas.models.static import Normalize
 
 BACKBONE = "efficientnet_lite0"
 SIZE = 224
-# (sequence, frame, expected ImageNet class id, its name): the closest class to the scene
+# (sequence, frame, expected ImageNet class id, its name): the closest class to the scene;
+# never a sequence bench.protocols scores (car-turn, dog-agility, paragliding, rhino)
 FRAMES = (
     ("bear", "00000", 294, "brown bear"),
     ("bear", "00041", 294, "brown bear"),
-    ("car-turn", "00040", 609, "jeep"),
-    ("dog-agility", "00000", 232, "Border collie"),
     ("drift-turn", "00000", 751, "racer, race car"),
     ("hockey", "00000", 746, "puck, hockey puck"),
     ("motocross-bumps", "00030", 665, "moped"),
     ("motorbike", "00000", 665, "moped"),
-    ("paragliding", "00000", 701, "parachute"),
     ("scooter-gray", "00000", 670, "motor scooter"),
     ("swing", "00000", 843, "swing"),
     ("tennis", "00000", 752, "racket"),

@@ -103,3 +103,8 @@ def load(protocol: Protocol, root: Path, size: tuple[int, int]) -> tuple[list[Cl
         parts = [split_in_time(c, 0.7) for c in train]
         return [p[0] for p in parts], [p[1] for p in parts]
     return train, load_clips(protocol.dataset, root, protocol.evaluate, size=size)
+
+
+DAVIS_VALIDATE = validation_protocol(PROTOCOLS["davis-unseen"])
+"""8 training sequences -> hockey, surf: where settings are chosen and search children are
+scored."""

@@ -242,7 +242,9 @@ def combine_seeds(runs: list[dict], **info) -> dict:
         "metric": runs[0]["metric"],
         "networks": networks,
         "seeds": seeds,
-        "video_nonkey_std": None if None in video else float(np.std(video)),
+        "video_nonkey_std": None
+        if None in video or len(video) < 2
+        else float(np.std(video, ddof=1)),
         **info,
     }
 
@@ -389,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[bench] {missing.name}: {roots[missing.dataset]} absent, skipped")
     torch.set_num_threads(args.threads)
     start = time.time()
+    pretrained = resolve_pretrained(args.pretrained_backbone, "davis", args.backbone)  # real data
     try:
         genotype = Genotype.load(args.cell)
         if args.validate:
@@ -397,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             args.backbone,
             args.width_mult,
             NetConfig.output_stride,
-            resolve_pretrained(args.pretrained_backbone, "davis", args.backbone),
+            pretrained,
         )
         results = {}
         for protocol in present:
@@ -411,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\ncell {args.cell} ({genotype.beta}, {genotype.fusion}); {args.step_head} non-key "
         f"head; {args.backbone} width {args.width_mult}, "
-        f"{resolve_pretrained(args.pretrained_backbone, 'davis', args.backbone) or 'from scratch'}"
+        f"{pretrained or 'from scratch'}"
         f"; {time.time() - start:.0f} s in total\n{table(results)}"
     )
     for check in targets:

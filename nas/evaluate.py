@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--split",
         default="val",
-        help="the split whose ground truth is read; it may name sequences (val:bear,rhino)",
+        help="the split whose ground truth is read; for davis and camvid it may name "
+        "sequences (val:bear,rhino)",
     )
     parser.add_argument("--predictions", required=True, type=Path, help="folder of PNGs")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")

@@ -298,7 +298,10 @@ def validate(config: SearchConfig) -> Budget:
     if config.teacher and not Path(config.teacher).is_file():
         raise SearchError(f"--teacher {config.teacher} does not exist")
     net = config.net_config()
-    check_pretrained(net.backbone, net.width_mult, net.output_stride, config.resolved_pretrained())
+    if not config.teacher:  # a given teacher is used as it is: nothing to load into it
+        check_pretrained(
+            net.backbone, net.width_mult, net.output_stride, config.resolved_pretrained()
+        )
     return budget
 
 

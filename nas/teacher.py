@@ -50,19 +50,24 @@ PROGRESS_SECONDS = 20.0
 PRETRAINED_LR_SCALE = 0.25
 """A pretrained backbone fine-tunes at a quarter of the teacher's learning rate. Chosen on
 held-in DAVIS sequences (8 training sequences -> hockey, surf; 100 steps, 240x427, static
-foreground IoU): 0.21 at the full rate, 0.32 / 0.50 / 0.54 at 0.03 / 0.1 / 0.25; at the full
-rate a 600-step teacher collapsed to predicting background everywhere."""
+foreground IoU): 0.21 at the full rate, 0.32 / 0.50 / 0.54 at 0.03 / 0.1 / 0.25 (at the full
+rate a 600-step teacher's loss rose from 0.13 to 0.29: it ended predicting background)."""
 
 
 def teacher_key(
-    data_fingerprint: dict, net: NetConfig, cfg: TeacherConfig, seed: int, pretrained: str | None
+    data_fingerprint: dict,
+    net: NetConfig,
+    cfg: TeacherConfig,
+    seed: int,
+    pretrained: str | None,
+    fine_tuned: bool = False,
 ) -> str:
     """What the teacher depends on, hashed: a change means a different teacher."""
     sizes = net.to_dict()
     if sizes["backbone"] == DEFAULT_BACKBONE:  # as before backbones were a choice: same keys
         del sizes["backbone"]
     parts = [TEACHER_FORMAT, data_fingerprint, sizes, asdict(cfg), seed, pretrained]
-    if pretrained:  # how the pretrained backbone fine-tunes (keys of the others unchanged)
+    if fine_tuned:  # how a pretrained backbone fine-tunes (keys of the others unchanged)
         parts.append({"backbone_lr_scale": PRETRAINED_LR_SCALE, "frozen_bn": True})
     return content_key(parts)
 
@@ -191,7 +196,8 @@ def ensure_teacher(
     folder = TeacherFolder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = str(Path(teacher_file).resolve()) if teacher_file else None
-    key = teacher_key(data_fingerprint, net, cfg, seed, source or pretrained_backbone)
+    fine_tuned = bool(pretrained_backbone) and not source
+    key = teacher_key(data_fingerprint, net, cfg, seed, source or pretrained_backbone, fine_tuned)
     meta_path = folder.meta_path
     meta = read_json(meta_path) if meta_path.is_file() else {}
     if meta.get("key") != key:

@@ -1,6 +1,7 @@
 """bench/payoff's verdicts: the best searched cell against copy (two standard errors), the
 random cells' mean and the static network; the search never reads the scored sequences."""
 
+import numpy as np
 import pytest
 
 from bench import payoff, protocols
@@ -17,6 +18,7 @@ def combined(static: float, copy: float, seeds: list[float], ratio: float) -> di
             "video": row(sum(seeds) / len(seeds), ratio),
         },
         "seeds": [{"video_nonkey": v} for v in seeds],
+        "video_nonkey_std": float(np.std(seeds, ddof=1)),
     }
 
 
