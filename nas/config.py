@@ -6,6 +6,7 @@ defaults from it."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -316,6 +317,21 @@ def parse_resolution(value: Any) -> tuple[int, int]:
     if h < 16 or w < 16:
         raise ValueError(f"resolution {value!r} is too small: at least 16x16")
     return h, w
+
+
+def at_least(minimum: int, hint: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is not allowed: give >= {minimum}{hint}")
+        return value
+
+    return parse
 
 
 def resolution_arg(text: str) -> tuple[int, int]:

@@ -17,6 +17,7 @@ import torch
 
 from nas.cellfile import build_from_cell, write_cell
 from nas.checkpoint import load_weights, read_json, save_weights
+from nas.config import at_least
 from nas.models.video import KeyStep, Step, VideoSegNet
 from nas.records import describe_bad, scan_records
 from nas.teacher_folder import TeacherFolder
@@ -101,16 +102,6 @@ def top_records(run: Path, k: int) -> list[dict]:
     return list(best.values())[:k]
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give how many cells, >= 1")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m nas.export",
@@ -120,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", help="a search's run folder, e.g. runs/demo")
     p.add_argument(
         "--top",
-        type=_positive,
+        type=at_least(1),
         default=3,
         help="how many cells, best reward first (>= 1; default 3)",
     )

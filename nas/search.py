@@ -12,13 +12,12 @@ import argparse
 import os
 import sys
 import time
-import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from nas.budget import Budget, BudgetError, parse_budget
-from nas.config import SearchConfig, parse_resolution
+from nas.config import SearchConfig, at_least, parse_resolution
 from nas.config_file import read_config_file
 from nas.data import DATASETS
 from nas.models.backbones import BACKBONES, check_pretrained
@@ -50,21 +49,6 @@ def _flag(name: str) -> str:
         return "--no-dashboard"
     flag = "--" + name.replace("_", "-")
     return flag if flag in build_parser()._option_string_actions else name
-
-
-def _at_least(minimum: int, hint: str = "") -> typing.Callable[[str], int]:
-    """An argparse ``type``: a whole number >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is not allowed: give >= {minimum}{hint}")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a(
         "--workers",
-        type=_at_least(1, " (leave --workers out for one child per GPU, else per CPU core)"),
+        type=at_least(1, " (leave --workers out for one child per GPU, else per CPU core)"),
         help="children at once, >= 1 and at most the CPU cores (or GPUs / --gpus-per-child) of "
         "a local cluster (default: one per GPU, else one per CPU core)",
     )
@@ -142,24 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     a("--resolution", help="cache frame size HxW, e.g. 96x128")
     a(
         "--max-children",
-        type=_at_least(1, " (leave it out: the budget alone decides)"),
+        type=at_least(1, " (leave it out: the budget alone decides)"),
         help="stop after this many children, e.g. 20",
     )
-    a("--teacher-steps", type=_at_least(1), help="teacher optimiser steps, e.g. 600")
+    a("--teacher-steps", type=at_least(1), help="teacher optimiser steps, e.g. 600")
     a(
         "--teacher-clips",
-        type=_at_least(1),
+        type=at_least(1),
         help="train clips the teacher learns from (default: 1024 generated for synthetic, "
         "all for real data), e.g. 256",
     )
     a(
         "--child-steps",
-        type=_at_least(1),
+        type=at_least(1),
         help="optimiser steps per child (default 80), e.g. 160",
     )
     a(
         "--fast-steps",
-        type=_at_least(1),
+        type=at_least(1),
         help="distillation steps of the fast encoders, e.g. 150",
     )
     a(

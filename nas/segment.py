@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from nas.cellfile import build_from_cell, cell_resolution
-from nas.config import resolution_arg
+from nas.config import at_least, resolution_arg
 from nas.data.clip import to_tensor
 from nas.models.heads import label_map
 from nas.models.video import StreamingSegmenter
@@ -190,16 +190,6 @@ def open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWrite
     return writer
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give at least 1 frame")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m nas.segment",
@@ -226,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         help="HxW the network runs at (default: the cell's trained resolution from cell.json, "
         "else the video's own)",
     )
-    p.add_argument("--max-frames", type=_positive, help="stop after this many frames (>= 1)")
+    p.add_argument("--max-frames", type=at_least(1), help="stop after this many frames (>= 1)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     args = p.parse_args(argv)
     if args.random_weights and args.weights:
