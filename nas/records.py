@@ -139,6 +139,27 @@ def _append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def _import_pyplot():
+    """matplotlib's pyplot on the file-only backend. Imported when a run log opens: a
+    Ctrl-C that lands inside matplotlib's first import turns into an ImportError
+    ("initialization failed") and the search would end with that instead of exit 130."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _import_summary_writer():
+    """tensorboardX's SummaryWriter, or None where it is not installed."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter
+
+
 class RunLog:
     """Appends records and keeps the monitoring files of one run folder up to date."""
 
@@ -148,6 +169,9 @@ class RunLog:
         self.records = repair_records(self.path, warn)
         self.recorded = {r["proposal_id"] for r in self.records}
         self._writer = None
+        # imported now, not when a Ctrl-C can land in the import (see _import_pyplot)
+        self._pyplot = _import_pyplot()
+        self._summary_writer = _import_summary_writer()
 
     def append(self, record: dict[str, Any]) -> bool:
         """Append one finished child; False (nothing written) if it is recorded already."""
@@ -172,29 +196,22 @@ class RunLog:
         return max(ok, key=lambda r: r["reward"]) if ok else None
 
     def _tensorboard(self, record: dict[str, Any]) -> None:
-        try:
-            if self._writer is None:
-                from tensorboardX import SummaryWriter
-
-                self._writer = SummaryWriter(str(self.out / "tb"))
-            step = len(self.records)
-            for key in ("reward", "quality", "gflops", "device_seconds"):
-                if isinstance(record.get(key), (int, float)):
-                    self._writer.add_scalar(f"child/{key}", record[key], step)
-            best = self.best()
-            if best:
-                self._writer.add_scalar("search/best_reward", best["reward"], step)
-            self._writer.flush()
-        except ImportError:  # monitoring is optional; the record above is what counts
-            pass
+        if self._summary_writer is None:  # monitoring is optional; the record is what counts
+            return
+        if self._writer is None:
+            self._writer = self._summary_writer(str(self.out / "tb"))
+        step = len(self.records)
+        for key in ("reward", "quality", "gflops", "device_seconds"):
+            if isinstance(record.get(key), (int, float)):
+                self._writer.add_scalar(f"child/{key}", record[key], step)
+        best = self.best()
+        if best:
+            self._writer.add_scalar("search/best_reward", best["reward"], step)
+        self._writer.flush()
 
     def plot(self) -> None:
         """progress.png: reward per child and the running best."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = self._pyplot
         rewards = [r.get("reward") if r.get("status") != "failed" else None for r in self.records]
         xs = [i + 1 for i, r in enumerate(rewards) if r is not None]
         ys = [r for r in rewards if r is not None]
