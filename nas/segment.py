@@ -1,7 +1,7 @@
 """`python -m nas.segment`: run an exported video network on a video, write an overlay.
 
     python -m nas.segment clip.mp4 --cell runs/rt/cell/cell.json [--weights W.safetensors]
-        [--out overlay.mp4] [--masks DIR] [--resolution HxW] [--max-frames N]
+        [--out overlay.mp4] [--masks DIR] [--resolution HxW] [--max-frames N] [--onnx]
 
 VIDEO is a file OpenCV decodes or a folder of frames (png/jpg/bmp, sorted by name). Frames run
 one by one through StreamingSegmenter (the slow pathway on every alpha-th frame, the fast
@@ -12,6 +12,10 @@ frame size. It prints the network's frames per second and the share of key frame
 The cell needs its trained weights: weights.safetensors beside cell.json (as nas.export and
 nas.retrain write them) or --weights; --random-weights runs an untrained network on purpose.
 A run that fails leaves no partial overlay video behind.
+
+``--onnx`` runs the folder's ONNX graphs (``key_step.onnx``, ``step.onnx`` beside cell.json,
+written by ``nas.export --format torchscript,onnx``) with onnxruntime instead of PyTorch: the
+same streaming, at the resolution the graphs were exported at.
 """
 
 from __future__ import annotations
@@ -126,13 +130,22 @@ def choose_device(name: str | None) -> torch.device:
 
 def segment(args: argparse.Namespace) -> dict:
     """Run the network over the video; write what was asked; return the figures."""
-    net, data = build_from_cell(
-        args.cell, args.weights, require_weights=not getattr(args, "random_weights", False)
-    )
-    device = choose_device(args.device)
-    net = net.to(device)
-    colours = palette(net.slow.num_classes)
-    size = args.resolution or cell_resolution(data)
+    if getattr(args, "onnx", False):
+        # the CPU unless asked: onnxruntime's CUDA provider is another package (onnxruntime-gpu)
+        device = choose_device(args.device) if args.device else torch.device("cpu")
+        from nas.onnx_net import load_onnx_cell  # onnxruntime only when asked for
+
+        net, _ = load_onnx_cell(args.cell, device)
+        num_classes, size = net.num_classes, onnx_size(args.resolution, net.resolution)
+        device = torch.device("cpu")  # onnxruntime reads frames from host memory
+    else:
+        net, data = build_from_cell(
+            args.cell, args.weights, require_weights=not getattr(args, "random_weights", False)
+        )
+        device = choose_device(args.device)
+        net = net.to(device)
+        num_classes, size = net.slow.num_classes, args.resolution or cell_resolution(data)
+    colours = palette(num_classes)
     frames, fps = read_frames(args.video, args.max_frames)
     stream = StreamingSegmenter(net)
     writer, count, keys, seconds = None, 0, 0, 0.0
@@ -182,6 +195,17 @@ def segment(args: argparse.Namespace) -> dict:
     }
 
 
+def onnx_size(asked: tuple[int, int] | None, exported: tuple[int, int]) -> tuple[int, int]:
+    """The ONNX graphs take frames of the size they were exported at, and only that."""
+    if asked and tuple(asked) != exported:
+        raise ValueError(
+            f"--resolution {asked[0]}x{asked[1]}: the ONNX graphs were exported at "
+            f"{exported[0]}x{exported[1]} and take only that size; drop --resolution with "
+            "--onnx, or run the PyTorch network"
+        )
+    return exported
+
+
 def open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
@@ -218,9 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--max-frames", type=at_least(1), help="stop after this many frames (>= 1)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    p.add_argument(
+        "--onnx",
+        action="store_true",
+        help="run key_step.onnx and step.onnx beside the cell (nas.export --format onnx) with "
+        "onnxruntime instead of the PyTorch network",
+    )
     args = p.parse_args(argv)
     if args.random_weights and args.weights:
         p.error("--random-weights and --weights exclude each other")
+    if args.onnx and (args.weights or args.random_weights):
+        p.error("--onnx runs the exported graphs, which hold their weights: no --weights")
     try:
         result = segment(args)
     except (GenotypeError, VideoReadError, FileNotFoundError, ValueError) as exc:

@@ -124,7 +124,9 @@ class LearnedWarp(nn.Module):
         shift = torch.stack(
             [flow[:, 0] * (2.0 / max(w - 1, 1)), flow[:, 1] * (2.0 / max(h - 1, 1))], dim=-1
         )  # pixels -> grid_sample's [-1, 1] units
-        grid = torch.stack([gx, gy], dim=-1).unsqueeze(0) + shift
+        # .to: a no-op here, but torch's TorchScript-based ONNX exporter writes linspace in
+        # float64 whatever its dtype, and onnxruntime has no float32-input/float64-grid kernel
+        grid = (torch.stack([gx, gy], dim=-1).unsqueeze(0) + shift).to(x.dtype)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
