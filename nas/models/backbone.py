@@ -129,7 +129,8 @@ class Backbone(nn.Module):
         return self.deep(self.shallow(self.early(x)))
 
     def is_backbone_key(self, key: str) -> bool:
-        """Whether a weights file's entry belongs to the backbone (not to a classifier)."""
+        """Whether a weights file's entry belongs to the backbone (not to a classifier or a
+        stage the backbone leaves out)."""
         raise NotImplementedError
 
     @classmethod
@@ -194,8 +195,9 @@ def load_pretrained(backbone: Backbone, source: str | Path) -> list[str]:
     """Load ImageNet weights into ``backbone`` from a file or, with ``source="imagenet"``, from
     the file a package ships for that backbone (:meth:`Backbone.imagenet_file`).
 
-    Every backbone entry must match by name and shape; the classifier is ignored and returned
-    as the list of skipped keys. A mismatch raises with missing/unexpected keys.
+    Every backbone entry must match by name and shape; what the backbone leaves out (the
+    classifier, a cut backbone's later stages) is skipped and returned as the list of skipped
+    keys. A mismatch raises with missing/unexpected keys.
     """
     path = backbone.imagenet_file() if source == "imagenet" else Path(source)
     state = read_state_dict(path)

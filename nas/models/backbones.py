@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from nas.models.backbone import (
     MBV2_SETTING,
@@ -16,7 +17,7 @@ from nas.models.backbone import (
     MobileNetV2Backbone,
     load_pretrained,
 )
-from nas.models.efficientnet_lite import LITE0_SETTING, EfficientNetLite0Backbone
+from nas.models.efficientnet_lite import LITE0_SETTING, EfficientNetLite0Backbone, lite0_stages
 
 DEFAULT_BACKBONE = "mobilenet_v2"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,6 +34,8 @@ class BackboneSpec:
     std: tuple[float, float, float]
     stem: int
     stages: tuple[tuple[int, int], ...]
+    bundled: bool = False
+    """Its ImageNet weights ship inside a dependency ("imagenet" needs no file)."""
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -51,6 +54,17 @@ BACKBONES: dict[str, BackboneSpec] = {
         (128 / 255,) * 3,
         stem=32,
         stages=tuple((c, s) for _, c, _, s, _ in LITE0_SETTING),
+        bundled=True,
+    ),
+    # Lite0 cut at stride 16 (blocks 0-10, 112 ch): the stride-32 stages and the 1280-wide
+    # head conv left out, as DeepLab-style segmenters on small data often do
+    "efficientnet_lite0_s16": BackboneSpec(
+        partial(EfficientNetLite0Backbone, last_stride=16),
+        (127 / 255,) * 3,
+        (128 / 255,) * 3,
+        stem=32,
+        stages=tuple((c, s) for _, c, _, s, _ in lite0_stages(16)),
+        bundled=True,
     ),
 }
 

