@@ -19,8 +19,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+    except OSError as exc:  # a full disk: no stray temp file, and the error names the file
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.replace(tmp, path)
 
 
@@ -79,7 +83,11 @@ def save_training_state(path: str | Path, state: dict) -> None:
     """A resumable training checkpoint (tensors, numbers, lists): read back weights_only."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
+    try:
+        torch.save(state, tmp)
+    except RuntimeError as exc:  # how torch's C++ writer reports a failed write (full disk)
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"could not write {path} (is the disk full?): {exc}") from exc
     os.replace(tmp, path)
 
 
