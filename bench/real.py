@@ -51,7 +51,7 @@ from bench.protocols import (
 )
 from nas.checkpoint import content_key, json_text
 from nas.config import (
-    PRETRAINED_BUNDLED,
+    REAL_DATA_BACKBONE,
     RetrainConfig,
     TeacherConfig,
     resolution_arg,
@@ -330,7 +330,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alphas", nargs="+", type=int, default=[2, 4])
     p.add_argument("--camvid-size", type=resolution_arg, default=(180, 240))
     p.add_argument("--davis-size", type=resolution_arg, default=(240, 427))
-    p.add_argument("--backbone", choices=tuple(BACKBONES), default=PRETRAINED_BUNDLED)
+    p.add_argument("--backbone", choices=tuple(BACKBONES), default=REAL_DATA_BACKBONE)
     p.add_argument(
         "--pretrained-backbone",
         help="imagenet (default on efficientnet_lite0), a weights file, or none",

@@ -199,26 +199,54 @@ def measure_latency(
 ) -> float:
     """Median wall time of ``fn(*inputs)`` in milliseconds, under ``torch.inference_mode``.
 
-    On CUDA every call is followed by a synchronisation so the time covers the kernels, not
-    just their launch. The device is taken from the first tensor input (or the module's
-    parameters) unless given.
+    On CUDA each call is timed by CUDA events on the current stream (the kernels' time, not
+    just their launch) and waited for before the next. The device is taken from the first
+    tensor input (or the module's parameters) unless given.
     """
+    times = call_seconds(fn, *inputs, warmup=warmup, repeats=repeats, device=device)
+    return statistics.median(times) * 1e3
+
+
+def call_seconds(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    warmup: int = 3,
+    repeats: int = 10,
+    device: str | torch.device | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn(*inputs)`` after ``warmup`` calls, under
+    ``torch.inference_mode`` (see ``measure_latency``). On the CPU ``clock`` reads the time:
+    wall time by default; ``time.thread_time`` counts only this thread's CPU time, which
+    other processes on a shared machine do not inflate (meaningful with one torch thread)."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
     device = torch.device(device) if device is not None else _infer_device(fn, inputs)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    times = []
     with torch.inference_mode():
         for _ in range(warmup):
             fn(*inputs)
-        sync()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn(*inputs)
-            sync()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            return [_cuda_call_seconds(fn, inputs, device) for _ in range(repeats)]
+        return [_cpu_call_seconds(fn, inputs, clock) for _ in range(repeats)]
+
+
+def _cpu_call_seconds(
+    fn: Callable[..., Any], inputs: tuple[Any, ...], clock: Callable[[], float]
+) -> float:
+    start = clock()
+    fn(*inputs)
+    return clock() - start
+
+
+def _cuda_call_seconds(
+    fn: Callable[..., Any], inputs: tuple[Any, ...], device: torch.device
+) -> float:
+    with torch.cuda.device(device):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn(*inputs)
+        end.record()
+        end.synchronize()
+    return start.elapsed_time(end) / 1e3

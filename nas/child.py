@@ -4,7 +4,8 @@ teacher features and scored on held-out clips.
 Training samples are (key frame k, frame t = k + d, 1 <= d < alpha) pairs; the loss is
 cross-entropy on the ground truth where frame t is labelled, else on the teacher's labels,
 plus feature distillation of the cell output to the teacher's D_t. Quality is mIoU on
-non-key frames only; cost is the whole video network's average per-frame GFLOPs.
+non-key frames only; cost is the whole video network's average per-frame GFLOPs, and with
+the run's latency table its predicted per-frame milliseconds; the reward reads one of them.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from evaluation.cost import count_flops, per_frame
 from evaluation.metrics import ConfusionMatrix
 from nas.cache import FeatureCache
 from nas.checkpoint import save_weights
-from nas.config import ChildConfig
+from nas.config import COSTS, ChildConfig
 from nas.data.clip import IGNORE_INDEX
+from nas.latency import predict
 from nas.models.heads import label_map, upsample_logits
 from nas.models.video import VideoSegNet
 from nas.reward import RewardConfig, reward
 from nas.teacher_folder import TeacherFolder
 from nas.train_utils import cosine_lr, optimizer_step, set_lr
-from search_spaces.genotype import Genotype
+from search_spaces.genotype import Genotype, copy_genotype
 
 TRAINED_PREFIXES = ("fast.proj.", "fast.fusion.", "cell.", "step_head.")
 
@@ -123,8 +125,18 @@ class ChildRun:
         reward_cfg: RewardConfig = RewardConfig(),
         seed: int = 0,
         device: torch.device | str = "cpu",
+        cost: str = "gflops",
+        latency_table: dict | None = None,
     ):
+        """``cost`` (one of nas.config.COSTS) is what the reward reads; ``latency_table``
+        (nas.latency's, needed for cost "latency") adds predicted milliseconds to the cost."""
+        if cost not in COSTS:
+            raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
+        if cost == "latency" and latency_table is None:
+            raise ValueError("cost 'latency' needs the run's latency table")
         self.genotype, self.cfg, self.reward_cfg = genotype, cfg, reward_cfg
+        self.cost_name = cost
+        self.latency_cost = self.predict_latency(latency_table) if latency_table else {}
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.device = torch.device(device)
@@ -208,27 +220,31 @@ class ChildRun:
             densities += [
                 m.last_density for m in self.net.cell.modules() if hasattr(m, "sparse_branch")
             ]
-        cost = self.cost(pairs)
+        cost = {**self.cost(pairs), **self.latency_cost}
         quality = child.miou()
+        value, target = {
+            "gflops": ("gflops", "target_gflops"),
+            "latency": ("latency_ms", "target_latency_ms"),
+        }[self.cost_name]
         return {
             "quality": quality,
             "copy_quality": copy.miou(),
             "static_quality": static.miou(),
             "gated_density": float(np.mean(densities)) if densities else None,
             **cost,
-            "reward": reward(
-                quality, cost["gflops"], cost["target_gflops"], self.reward_cfg.exponent
-            ),
+            "reward": reward(quality, cost[value], cost[target], self.reward_cfg.exponent),
         }
 
     def cost(self, pairs: PairSampler) -> dict:
         """Average per-frame GFLOPs of the whole video network, measured on held-out pairs
-        (gated ops counted at the density they had on them)."""
+        (gated ops counted at the density they had on them), and the copy baseline's at the
+        same alpha (static network on key frames, the head alone on the others)."""
         n = min(16, len(pairs.pairs))
         b = self._to_device(pairs.batch(np.arange(n)))
         state = key_state(self.net, b)
         step = count_flops(lambda: self.net.step_head(deep_features(self.net, b, state))).gflops
         step /= n
+        head = count_flops(self.net.step_head, b["slow"][:1]).gflops
         static = self.meta["static_gflops"]
         key, nonkey = static, step
         if self.net.fast is not None:
@@ -244,6 +260,24 @@ class ChildRun:
             "static_gflops": static,
             "ratio_avg": avg / static,
             "target_gflops": self.reward_cfg.target_ratio * static,
+            "copy_gflops": per_frame(static, head, alpha),
+        }
+
+    def predict_latency(self, table: dict) -> dict[str, float]:
+        """Per-frame milliseconds predicted from the run's latency table (nas.latency): this
+        cell's (key, non-key, averaged over alpha), the copy baseline's at its alpha, the
+        static network's and the reward's target."""
+        own = predict(table, self.genotype)
+        g = self.genotype
+        copy = predict(table, copy_genotype(g.alpha, g.beta, len(g.nodes)))
+        static = table["entries"]["static"]
+        return {
+            "latency_ms": own.per_frame_ms,
+            "latency_key_ms": own.key_ms,
+            "latency_nonkey_ms": own.nonkey_ms,
+            "copy_latency_ms": copy.per_frame_ms,
+            "static_latency_ms": static,
+            "target_latency_ms": self.reward_cfg.target_ratio * static,
         }
 
     def run(self, report: Callable[[dict], None], save: Callable[[], None] | None = None) -> dict:

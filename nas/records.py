@@ -1,5 +1,6 @@
 """The search's own record: ``trials.jsonl`` (one line per finished child, appended and
-flushed at once), TensorBoard scalars and ``progress.png``.
+flushed at once), TensorBoard scalars, ``progress.png``, and the front of quality against
+cost (``pareto.json``, ``front.png``).
 
 Each record is one line written by one ``write`` of the whole line and its newline, then
 flushed to disk. A line a crash cut short (a *torn* record) is detected when the file is read:
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.checkpoint import atomic_write_text, json_text
+from nas.front_plot import draw_front
+from nas.pareto import write_front
 
 TORN_NAME = "trials.torn.jsonl"
 """Where RunLog moves torn or unreadable lines of trials.jsonl (appended, never overwritten)."""
@@ -184,6 +187,7 @@ class RunLog:
         self.recorded.add(record["proposal_id"])
         self._tensorboard(record)
         self.plot()
+        self.update_front()
         return True
 
     def spent_seconds(self) -> float:
@@ -236,6 +240,11 @@ class RunLog:
         fig.savefig(tmp)
         plt.close(fig)
         os.replace(tmp, self.out / "progress.png")
+
+    def update_front(self) -> None:
+        """pareto.json and front.png: the front of the children recorded so far."""
+        write_front(self.out, self.records)
+        draw_front(self._pyplot, self.records, self.out / "front.png")
 
     def close(self) -> None:
         if self._writer is not None:

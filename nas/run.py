@@ -15,6 +15,7 @@ from nas.budget import Budget
 from nas.checkpoint import write_json
 from nas.config import ChildSettings, SearchConfig
 from nas.data.clip import Clip
+from nas.pareto import COST_FIELDS, pareto_front
 from nas.ray_session import dashboard_line, quiet_ray_resume_advice, start_ray
 from nas.records import RunLog, read_records
 from nas.run_lock import run_lock
@@ -115,6 +116,25 @@ def prepare(config: SearchConfig, out: Path, device: Any = None) -> dict[str, An
     }
 
 
+def latency_table(config: SearchConfig, out: Path) -> dict[str, Any]:
+    """The run's latency table on this machine (nas.latency), timed after the teacher and
+    cache and before any child, so nothing of the search's own runs meanwhile; reused by a
+    resume on the same machine."""
+    from nas.latency import ensure_table
+    from nas.models.config import NetConfig
+    from nas.teacher_folder import TeacherFolder
+
+    meta = TeacherFolder(out / "teacher").meta()
+    return ensure_table(
+        out,
+        NetConfig(**meta["net"]),
+        meta["num_classes"],
+        config.resolved_deploy_resolution(),
+        config.n_nodes,
+        log=_log,
+    )
+
+
 def interrupted_message(out: Path | None) -> str:
     """What a search stopped by Ctrl-C says: what is kept and how to continue."""
     if out is None or not (out / "search.json").is_file():
@@ -176,6 +196,9 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
     quiet_ray_resume_advice()
     write_json(out / "search.json", config.to_dict())
     prep = prepare(config, out)
+    t0 = time.time()
+    latency = latency_table(config, out)
+    prep["latency_table_seconds"] = time.time() - t0
     ray, started_here, url = start_ray(config)
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -231,6 +254,8 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
             children_dir=str((out / "children").resolve()),
             child=config.child_config(),
             reward=config.reward_config(),
+            cost=config.cost,
+            latency=latency,
         )
         (out / "children").mkdir(exist_ok=True)
         scheduler = (
@@ -288,17 +313,22 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
             "workers": workers,
             "busy_share": busy if new else None,
             "wall_seconds_children": span,
+            "front": {cost: len(pareto_front(run_log.records, cost)) for cost in COST_FIELDS},
             **prep,
             "config": asdict(config),
         }
         write_json(out / "summary.json", summary)
         if run_log.records:
             run_log.plot()
+            run_log.update_front()
         run_log.close()
         _log(
             f"[search] {len(new)} children this session in {span:.0f} s on {workers} "
-            f"workers: busy share {busy:.2f}; teacher {prep['teacher_seconds']:.0f} s and "
-            f"cache {prep['cache_seconds']:.0f} s before that"
+            f"workers: busy share {busy:.2f}; teacher {prep['teacher_seconds']:.0f} s, "
+            f"cache {prep['cache_seconds']:.0f} s and latency table "
+            f"{prep['latency_table_seconds']:.0f} s before that; the front holds "
+            f"{summary['front']['gflops']} cells by GFLOPs and {summary['front']['latency']} "
+            f"by latency ({out / 'pareto.json'}, {out / 'front.png'})"
         )
         return summary
     finally:

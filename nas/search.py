@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.budget import Budget, BudgetError, parse_budget
-from nas.config import SearchConfig, at_least, parse_resolution
+from nas.config import COSTS, SearchConfig, at_least, parse_resolution, resolution_arg
 from nas.config_file import read_config_file
 from nas.data import DATASETS
 from nas.models.backbones import BACKBONES, check_pretrained
@@ -125,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
     a("--resolution", help="cache frame size HxW, e.g. 96x128")
     a(
+        "--cost",
+        choices=COSTS,
+        help="the reward's cost: per-frame GFLOPs (gflops, the default) or per-frame latency "
+        "on this machine, predicted from the run's latency table (latency); the target stays "
+        "a share of the static network's",
+    )
+    a(
+        "--deploy-resolution",
+        type=resolution_arg,
+        help="frame size HxW the latency table is timed at (default: --resolution's), e.g. 360x480",
+    )
+    a(
         "--max-children",
         type=at_least(1, " (leave it out: the budget alone decides)"),
         help="stop after this many children, e.g. 20",
@@ -231,6 +243,7 @@ def check_ranges(config: SearchConfig) -> None:
         ("child_batch", config.child_batch >= 1, ">= 1"),
         ("child_lr", config.child_lr > 0, "> 0"),
         ("target_ratio", config.target_ratio > 0, "> 0, e.g. 0.5"),
+        ("cost", config.cost in COSTS, " or ".join(COSTS)),
         ("n_nodes", config.n_nodes >= 1, ">= 1"),
         ("max_children", config.max_children >= 0, ">= 1 (0: the budget alone decides)"),
         ("scheduler", config.scheduler in ("fifo", "asha"), "fifo or asha"),

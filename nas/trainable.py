@@ -133,6 +133,8 @@ def child_trainable(config: dict[str, Any], settings: ChildSettings) -> None:
             settings.reward,
             seed=config["seed"],
             device=device,
+            cost=settings.cost,
+            latency_table=settings.latency,
         )
         out = Path(settings.children_dir) / f"{config['proposal_id']}.safetensors"
 

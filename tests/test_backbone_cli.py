@@ -37,8 +37,10 @@ TINY = [
 
 def test_defaults_real_data_pretrained_lite0_synthetic_small_from_scratch():
     real = SearchConfig(dataset="davis", data_root="x").explicit()
-    assert (real.backbone, real.pretrained_backbone) == ("efficientnet_lite0", "imagenet")
-    assert real.net_config().backbone == "efficientnet_lite0"
+    assert (real.backbone, real.pretrained_backbone) == ("efficientnet_lite0_s16", "imagenet")
+    assert real.net_config().backbone == "efficientnet_lite0_s16"
+    full = SearchConfig(dataset="davis", data_root="x", backbone="efficientnet_lite0").explicit()
+    assert full.pretrained_backbone == "imagenet"  # the whole Lite0's weights are bundled too
     demo = SearchConfig().explicit()
     assert (demo.backbone, demo.pretrained_backbone) == ("mobilenet_v2", "none")
     old = SearchConfig.from_saved({"dataset": "davis", "data_root": "x"})  # before backbones

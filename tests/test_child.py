@@ -12,7 +12,9 @@ import torch
 from nas.cache import FeatureCache
 from nas.child import ChildDiverged, ChildRun
 from nas.config import ChildConfig
-from search_spaces.genotype import Genotype
+from nas.latency import cell_parts, predict
+from nas.reward import reward
+from search_spaces.genotype import Genotype, copy_genotype
 from tests.fixtures_data import CELL
 
 TRAINED = ("cell.", "fast.proj.", "fast.fusion.", "step_head.")
@@ -20,7 +22,7 @@ TRAINED = ("cell.", "fast.proj.", "fast.fusion.", "step_head.")
 teacher's network and the fast encoder (whose outputs are cached) stay frozen."""
 
 
-def child(prepared_run, **cfg) -> ChildRun:
+def child(prepared_run, cost: str = "gflops", latency_table: dict | None = None, **cfg):
     cache = prepared_run / "cache"
     return ChildRun(
         Genotype.load(CELL),
@@ -29,6 +31,8 @@ def child(prepared_run, **cfg) -> ChildRun:
         FeatureCache(cache / "val"),
         ChildConfig(**{"steps": 4, "rounds": 2, "batch_size": 4, **cfg}),
         seed=0,
+        cost=cost,
+        latency_table=latency_table,
     )
 
 
@@ -80,3 +84,23 @@ def test_run_reports_once_per_round(prepared_run):
         assert 0.0 <= r["quality"] <= 1.0 and r["gflops"] > 0
         assert math.isfinite(r["reward"]) and 0.0 <= r["reward"] <= r["quality"]
     assert final == reports[-1]
+
+
+def test_a_latency_cost_rewards_the_predicted_latency(prepared_run):
+    cell = Genotype.load(CELL)
+    copy = copy_genotype(cell.alpha, cell.beta, len(cell.nodes))
+    names = {p for g in (cell, copy) for parts in vars(cell_parts(g)).values() for p in parts}
+    table = {"entries": dict.fromkeys(names, 1.0), "cell_factor": 1.0}  # static: 1 ms
+    with pytest.raises(ValueError, match="latency table"):
+        child(prepared_run, cost="latency")
+    result = child(prepared_run, cost="latency", latency_table=table).evaluate()
+    assert result["latency_ms"] == predict(table, cell).per_frame_ms > 1.0
+    assert result["copy_latency_ms"] == predict(table, copy).per_frame_ms < result["latency_ms"]
+    assert (result["static_latency_ms"], result["target_latency_ms"]) == (1.0, 0.4)
+    assert result["reward"] == reward(result["quality"], result["latency_ms"], 0.4)
+    assert 0 < result["copy_gflops"] < result["gflops"]
+    by_gflops = child(prepared_run, latency_table=table).evaluate()  # the default cost
+    assert by_gflops["latency_ms"] == result["latency_ms"]
+    assert by_gflops["reward"] == reward(
+        by_gflops["quality"], by_gflops["gflops"], by_gflops["target_gflops"]
+    )

@@ -60,5 +60,5 @@ def test_the_search_reads_training_sequences_only(tmp_path):
         assert config.train_split.startswith("train:-") and name in config.train_split
         assert name not in config.val_split
     assert config.val_split == f"train:{protocols.named(protocols.DAVIS_HELD_IN)}"
-    assert config.max_children == 5 and config.backbone == "efficientnet_lite0"
+    assert config.max_children == 5 and config.backbone == "efficientnet_lite0_s16"
     assert config.pretrained_backbone == "imagenet"

@@ -78,6 +78,14 @@ def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
     assert ok and all(0 <= r["quality"] <= 1 and r["gflops"] > 0 for r in ok)
     assert (fresh_run / "progress.png").stat().st_size > 1000
     assert any((fresh_run / "tb").iterdir())
+    # the latency table, timed before the children, and the front they make
+    table = json.loads((fresh_run / "latency.json").read_text())
+    assert table["device"] and table["setting"]["resolution"] == [32, 48]
+    assert all(r["latency_ms"] > 0 and 0 < r["copy_gflops"] < r["static_gflops"] for r in ok)
+    assert all(r["static_latency_ms"] == table["entries"]["static"] for r in ok)
+    pareto = json.loads((fresh_run / "pareto.json").read_text())
+    assert pareto["children"] == 5 and pareto["fronts"]["gflops"] and pareto["fronts"]["latency"]
+    assert (fresh_run / "front.png").stat().st_size > 1000
     saved = json.loads((fresh_run / "searcher.json").read_text())
     assert saved["controller"]["inner"]["n_told"] >= 5 or saved["n_suggested"] >= 5
     assert saved["controller"]["inner"]["config"]["batch_size"] == 2  # the ppo: section
@@ -100,12 +108,14 @@ def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
 
 
 def test_a_diverging_child_is_recorded_as_failed_and_the_search_goes_on(ray_session, fresh_run):
-    config = tiny_search_config(max_children=3, child_lr=1e30, controller="random")
+    # rewarded by latency: the children get the run's table (else they fail another way)
+    config = tiny_search_config(max_children=3, child_lr=1e30, controller="random", cost="latency")
     summary = run_search(config, fresh_run, parse_budget(config.budget))
     records = read_records(fresh_run / "trials.jsonl")
     assert summary["children"] == 3
     assert all(r["status"] == "failed" and r["reward"] is None for r in records)
     assert all("diverged" in (r["error"] or "") or "loss" in (r["error"] or "") for r in records)
+    assert summary["front"] == {"gflops": 0, "latency": 0}  # failed children are on no front
 
 
 def _kill_tree(marker: str) -> None:
