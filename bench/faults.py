@@ -277,10 +277,32 @@ class Command:
         return time.time() - self.started
 
 
-def limit_file_size(pid: int, limit: int) -> None:
+def limit_file_size(pid: int, limit: int | None) -> None:
     """A full disk for process ``pid`` from now on: no file it writes may grow past
-    ``limit`` bytes (EFBIG; Python ignores SIGXFSZ, so the write fails and it goes on)."""
-    resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, limit))
+    ``limit`` bytes (EFBIG; Python ignores SIGXFSZ, so the write fails and it goes on).
+    Only the soft limit, so that ``None`` can lift it again."""
+    _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard if limit is None else limit, hard))
+
+
+def cap_when_ready(cmd: Command, ready: Callable[[], bool], trials: Path) -> int:
+    """Cap the file sizes of ``cmd``'s process once ``ready`` holds: at 0, or at
+    ``trials``' size + 300 bytes once it exists. A record that lands while the cap is set
+    (the check and the cap are not one step) would move the fault elsewhere: then the cap
+    is lifted and the next chance taken. The cap; FaultError if the phase never came."""
+    deadline = time.time() + PHASE_TIMEOUT
+    while cmd.wait_for(ready, max(deadline - time.time(), 0)):
+        size = trials.stat().st_size if trials.is_file() else None
+        limit = 0 if size is None else size + 300
+        limit_file_size(cmd.proc.pid, limit)
+        now = trials.stat().st_size if trials.is_file() else None
+        if now == size and ready():
+            return limit
+        limit_file_size(cmd.proc.pid, None)
+        time.sleep(POLL)
+    rc = cmd.proc.poll()
+    cmd.kill()
+    raise FaultError(f"the phase never came (exit {rc}): {cmd.lines[-5:]}")
 
 
 # ---- the phases, as seen from outside -------------------------------------------------------
@@ -602,10 +624,9 @@ def full_disk(bench: Bench, where: str) -> list[Outcome]:
     t0 = time.time()
     fault = DISK_FAULTS[where]
     run = bench.new_run(fault.run, **fault.overrides)
-    cmd = bench.run_until(run, lambda c: fault.ready(c, run), fault.env)
+    cmd = bench.search(run, env=fault.env)
     trials = run / "trials.jsonl"
-    limit = trials.stat().st_size + 300 if trials.is_file() else 0
-    limit_file_size(cmd.proc.pid, limit)
+    limit = cap_when_ready(cmd, lambda: fault.ready(cmd, run), trials)
     rc = cmd.finish()
     before, torn = read_trials(trials)
     failed = failed_write(cmd.lines)

@@ -48,6 +48,7 @@ SECONDS_PER_PASS = 0.05
 some 70 parts and reference networks in well under a minute on this project's CPU."""
 MIN_REPEATS = 3
 MAX_REPEATS = 100
+MAX_SECONDS = 60.0
 CALIBRATION_SEED = 20_240
 CALIBRATION_CELLS = 5
 OVERHEAD_LIMIT = 0.5
@@ -166,10 +167,15 @@ def time_jobs(
     """Each job's median milliseconds over PASSES passes through all of them: other work on
     the machine comes and goes in phases of seconds, and spread over the passes it slows
     every job alike rather than a few a lot. Each pass runs a job about SECONDS_PER_PASS
-    long, at least MIN_REPEATS times. ``clock``: see evaluation.cost.call_seconds."""
+    long, at least MIN_REPEATS times; no pass starts after MAX_SECONDS (a machine so busy
+    that the first passes took that long gets fewer). ``clock``: see
+    evaluation.cost.call_seconds."""
     times: dict[str, list[float]] = {name: [] for name in jobs}
     repeats: dict[str, int] = {}
+    start = time.perf_counter()
     for _ in range(PASSES):
+        if repeats and time.perf_counter() - start > MAX_SECONDS:
+            break
         for name, (fn, inputs) in jobs.items():
             if name not in repeats:
                 probe = min(

@@ -120,3 +120,16 @@ def test_a_run_folder_table_is_reused_on_its_device_and_rebuilt_elsewhere(tmp_pa
     assert "measured on CPU A, 1 thread, this search runs on CPU B, 2 threads" in logs[-2]
     ensure_table(tmp_path, TINY, 3, (64, 96), 4, log=logs.append)  # another resolution
     assert calls == [(32, 48), (32, 48), (64, 96)] and "another network" in logs[-2]
+
+
+def test_a_slow_machine_times_fewer_passes(monkeypatch):
+    calls = []
+    jobs = {"job": (lambda: calls.append(1), ())}
+    monkeypatch.setattr(latency, "MIN_REPEATS", 3)
+    monkeypatch.setattr(latency, "MAX_REPEATS", 3)
+    assert latency.time_jobs(jobs, torch.device("cpu"))["job"] >= 0
+    assert len(calls) == 4 + 5 * (1 + 3)  # the probe, then 5 passes of a warm-up and 3 runs
+    calls.clear()
+    monkeypatch.setattr(latency, "MAX_SECONDS", 0.0)  # the first pass took too long
+    latency.time_jobs(jobs, torch.device("cpu"))
+    assert len(calls) == 4 + 1 + 3
