@@ -235,11 +235,16 @@ def main(argv: list[str] | None = None) -> int:
         best = top_records(args.out / "search", args.top)
         searched = [
             score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log)
-            for i, r in enumerate(best, 1)
+            for i, r in enumerate(best[:1], 1)
         ]
+        # the random cells before search-2 and on: the targets need them, the rest is extra
         randoms = [
             score(prep, f"random-{i}", cell, real_args, log)
             for i, cell in enumerate(random_cells(args.random, args.seed), 1)
+        ]
+        searched += [
+            score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log)
+            for i, r in enumerate(best[1:], 2)
         ]
         rows = [*searched, ref, *randoms]
     except (

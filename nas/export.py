@@ -1,6 +1,7 @@
 """``python -m nas.export RUN --top K``: the best cells of a search as files a user keeps.
 
     python -m nas.export RUN [--top K] [--format torchscript,onnx] [--out DIR]
+    python -m nas.export RUN --pareto [gflops|latency]     # every cell on the search's front
     python -m nas.export --draw cell.json [--out DIR]      # only the picture of a cell
 
 Per cell a folder with ``cell.json`` (genotype, space version, reward, quality, GFLOPs,
@@ -10,6 +11,10 @@ TorchScript ``key_step.pt`` and ``step.pt``, the default; ONNX ``key_step.onnx``
 ``step.onnx``, checked against the eager network with onnxruntime), the cell's picture
 (``cell.svg``, ``cell.png``) and ``cell.md`` (what the cell is, how to run and retrain it).
 ``nas.cellfile.build_from_cell(cell.json)`` rebuilds the network.
+
+``--pareto`` exports the cells no other child beats on both quality and cost (nas/pareto.py;
+the cost the search's reward used, or the one named), cheapest first, to ``RUN/export/pareto``:
+the user picks the trade-off instead of the reward's exponent.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from nas.cellfile import build_from_cell, read_cell, write_cell
 from nas.checkpoint import load_weights, read_json, save_weights
 from nas.config import at_least
 from nas.models.video import KeyStep, Step, VideoSegNet
+from nas.pareto import COST_FIELDS, front_records
 from nas.records import describe_bad, scan_records
 from nas.teacher_folder import TeacherFolder
 from search_spaces.genotype import Genotype, GenotypeError
@@ -178,6 +184,13 @@ def top_records(run: Path, k: int) -> list[dict]:
     return list(best.values())[:k]
 
 
+def pareto_records(run: Path, cost: str | None) -> list[dict]:
+    """The records on ``run``'s front for ``cost`` (default: the cost its reward used),
+    cheapest first; torn lines of trials.jsonl are reported on stderr."""
+    warn = lambda text: print(f"warning: {text}", file=sys.stderr)  # noqa: E731
+    return front_records(run, cost, warn)
+
+
 def draw_only(cell: Path, out: Path | None) -> list[Path]:
     """``--draw``: the picture of any cell file (a genotype or an exported cell.json)."""
     genotype, data = read_cell(cell)
@@ -194,8 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--top",
         type=at_least(1),
-        default=3,
         help="how many cells, best reward first (>= 1; default 3)",
+    )
+    p.add_argument(
+        "--pareto",
+        nargs="?",
+        const="search",
+        choices=("search", *COST_FIELDS),
+        metavar="COST",
+        help="export every cell on the quality/cost front instead of the top K, cheapest "
+        "first, to RUN/export/pareto; COST gflops or latency (default: the search's --cost)",
     )
     p.add_argument(
         "--format",
@@ -216,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--draw draws one cell file: give it without a RUN folder")
     if not args.draw and not args.run:
         p.error("give a search's RUN folder to export, or --draw CELL")
+    if args.pareto and args.top is not None:
+        p.error("--pareto exports the whole front: give it without --top")
     if args.draw:
         try:
             paths = draw_only(args.draw, Path(args.out) if args.out else None)
@@ -238,15 +261,25 @@ def main(argv: list[str] | None = None) -> int:
             )
         cache_meta = read_json(meta_path)
         resolution = tuple(cache_meta["size"])
-        out = Path(args.out) if args.out else run / "export"
-        for rank, record in enumerate(top_records(run, args.top), start=1):
+        if args.pareto:
+            cost = None if args.pareto == "search" else args.pareto
+            records = pareto_records(run, cost)
+            out = Path(args.out) if args.out else run / "export" / "pareto"
+            named = cost or search.get("cost", "gflops")
+            print(f"{len(records)} cells on the front of {run} by quality and {named}")
+        else:
+            records = top_records(run, 3 if args.top is None else args.top)
+            out = Path(args.out) if args.out else run / "export"
+        for rank, record in enumerate(records, start=1):
             folder = out / f"{rank:02d}-{record['proposal_id']}"
             export_cell(run, record, folder, resolution, args.format)
+            latency = record.get("latency_ms")
             print(
                 f"{folder}: reward {record['reward']:.4f}, quality "
                 f"{record.get('quality') or float('nan'):.4f}, "
-                f"{record.get('gflops') or float('nan'):.4f} GFLOPs/frame "
-                f"({search.get('dataset')} at {resolution[0]}x{resolution[1]})"
+                f"{record.get('gflops') or float('nan'):.4f} GFLOPs/frame"
+                + (f", {latency:.2f} ms/frame" if latency is not None else "")
+                + f" ({search.get('dataset')} at {resolution[0]}x{resolution[1]})"
             )
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ eager network within 1e-4, a mismatch fails the export, and on a tiny exported f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -115,6 +116,35 @@ def write_tiny_run(run: Path) -> VideoSegNet:
     }
     (run / "trials.jsonl").write_text(json.dumps(record) + "\n")
     return net
+
+
+def test_pareto_exports_each_cell_on_the_front_cheapest_first(tmp_path, capsys):
+    """Three children: p0 cheap, p1 better and dearer, p2 dearer and worse than both (no
+    weights: exporting it would fail). The front is p0 then p1; --top does not mix in."""
+    net = write_tiny_run(tmp_path)
+    other = dataclasses.replace(net.genotype, alpha=2)
+    save_weights(VideoSegNet(other, 3, NET), tmp_path / "children" / "p1.safetensors")
+    first = json.loads((tmp_path / "trials.jsonl").read_text())
+    more = [
+        {**first, "proposal_id": "p1", "genotype": other.to_dict(), "quality": 0.6, "gflops": 0.02},
+        {
+            **first,
+            "proposal_id": "p2",
+            "genotype": dataclasses.replace(net.genotype, alpha=8).to_dict(),
+            "quality": 0.4,
+            "gflops": 0.03,
+        },
+    ]
+    with open(tmp_path / "trials.jsonl", "a") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in more)
+    assert export_main([str(tmp_path), "--pareto"]) == 0
+    folders = sorted(p.name for p in (tmp_path / "export" / "pareto").iterdir())
+    assert folders == ["01-p0", "02-p1"]
+    assert "2 cells on the front" in capsys.readouterr().out
+    assert export_main([str(tmp_path), "--pareto", "latency"]) == 2  # no latency recorded
+    assert "latency_ms" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        export_main([str(tmp_path), "--pareto", "--top", "2"])
 
 
 @pytest.fixture(scope="module")
