@@ -1,0 +1,114 @@
+"""The front of a finished search, checked: is each cell on it worth keeping?
+
+    python -m bench.front RUN [--cost gflops|latency] [--min-cells 5] [--json FILE]
+
+Reads RUN/trials.jsonl (any search: the synthetic default's, e.g. one of
+``bench/search_compare.py``'s runs, or a real-data search such as bench.payoff's) and prints
+the cells on its quality/cost front (nas/pareto.py), cheapest first: alpha, beta, output,
+quality, the copy baseline at the same alpha from the child's own evaluation, the margin,
+GFLOPs and predicted latency per frame. The check (issue 13's target): at least
+``--min-cells`` cells, more than one alpha among them, and every one above copy at its alpha.
+A front cell below copy is one no user should keep: copying the key frame is cheaper still.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nas.pareto import COST_FIELDS, front_records  # noqa: E402
+
+
+def front_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per front record: what the table prints and the check reads."""
+    rows = []
+    for r in records:
+        g = r["genotype"]
+        copy = r.get("copy_quality")
+        rows.append(
+            {
+                "proposal_id": r["proposal_id"],
+                "alpha": g["alpha"],
+                "beta": g["beta"],
+                "output": g.get("output", "sum"),
+                "quality": r["quality"],
+                "copy": copy,
+                "margin": None if copy is None else r["quality"] - copy,
+                "gflops": r.get("gflops"),
+                "latency_ms": r.get("latency_ms"),
+            }
+        )
+    return rows
+
+
+def check(rows: list[dict[str, Any]], min_cells: int) -> dict[str, Any]:
+    """The target, each part with its figure."""
+    alphas = sorted({r["alpha"] for r in rows})
+    below = [r["proposal_id"] for r in rows if r["margin"] is None or r["margin"] <= 0]
+    return {
+        "cells": len(rows),
+        "enough_cells": len(rows) >= min_cells,
+        "alphas": alphas,
+        "spans_alpha": len(alphas) > 1,
+        "not_above_copy": below,
+        "all_above_copy": not below,
+        "met": len(rows) >= min_cells and len(alphas) > 1 and not below,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    def f(v: float | None, spec: str) -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    head = (
+        f"{'child':<8} {'alpha':>5} {'beta':>4} {'output':>8} {'quality':>8} {'copy':>7} "
+        f"{'- copy':>8} {'GFLOPs':>7} {'ms':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['proposal_id']:<8} {r['alpha']:>5} {r['beta']:>4} {r['output']:>8} "
+            f"{r['quality']:>8.4f} {f(r['copy'], '.4f'):>7} {f(r['margin'], '+.4f'):>8} "
+            f"{f(r['gflops'], '.3f'):>7} {f(r['latency_ms'], '.2f'):>7}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.front",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", type=Path, help="a search's run folder")
+    p.add_argument("--cost", choices=tuple(COST_FIELDS), help="default: the search's own")
+    p.add_argument("--min-cells", type=int, default=5, help="cells the front must hold")
+    p.add_argument("--json", type=Path, help="also write the rows and the check here")
+    args = p.parse_args(argv)
+    try:
+        records = front_records(args.run, args.cost, lambda text: print(f"warning: {text}"))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows = front_rows(records)
+    result = check(rows, args.min_cells)
+    print(f"{args.run}: {len(rows)} cells on the front\n{table(rows)}")
+    print(
+        f"{result['cells']} cells (>= {args.min_cells}: {result['enough_cells']}), alphas "
+        f"{result['alphas']} (more than one: {result['spans_alpha']}), every cell above copy "
+        f"at its alpha: {result['all_above_copy']}"
+        + (f" (not: {', '.join(result['not_above_copy'])})" if result["not_above_copy"] else "")
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"rows": rows, "check": result}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
