@@ -17,6 +17,10 @@ DAVIS sequences nothing was trained or tuned on?
    (top 1 by search reward): above copy by more than two standard errors, above the mean of
    the random cells, >= 97% of static quality at <= 50% of its GFLOPs.
 
+Scoring is semi-supervised (the first frame's mask fine-tunes the heads online);
+``--unsupervised`` scores the same trained networks without it (run it after the first table:
+every training is reused, only the scoring runs).
+
 Every step resumes (search, teacher, each video training), so the bench can be stopped and
 rerun; ``--retrain-out`` shares the davis-unseen teacher and runs with ``python -m bench.real``.
 """
@@ -121,10 +125,12 @@ def summarise(name: str, combined: dict) -> dict:
     }
 
 
-def score(prep: real.Prepared, name: str, cell: Genotype, real_args, log) -> dict:
+def score(
+    prep: real.Prepared, name: str, cell: Genotype, real_args, log, unsupervised: bool = False
+) -> dict:
     """``cell`` trained with every seed on the davis-unseen teacher: its table row."""
     log(f"[payoff] {name}: {cell.to_json()}")
-    combined = real.score_seeds(cell, prep, real_args, log)
+    combined = real.score_seeds(cell, prep, real_args, log, unsupervised)
     return {**summarise(name, combined), "alpha": cell.alpha, "beta": cell.beta}
 
 
@@ -204,6 +210,12 @@ def parser() -> argparse.ArgumentParser:
         help="the davis-unseen teacher and video trainings (shared with bench.real)",
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--unsupervised",
+        action="store_true",
+        help="score the same trained networks unsupervised (no first-frame mask: foreground "
+        "vs background); run it after the semi-supervised table, the trainings are reused",
+    )
     p.add_argument("--json", type=Path, help="also write the table here")
     return p
 
@@ -229,21 +241,22 @@ def main(argv: list[str] | None = None) -> int:
             args.retrain_out,
             log,
         )
-        ref = score(prep, "reference", reference, real_args, log)  # static and copy early
+        unsup = args.unsupervised
+        ref = score(prep, "reference", reference, real_args, log, unsup)  # static, copy early
         records = run_search(args, args.out / "search", log)
         torch.set_num_threads(args.threads)  # Ray's session may have changed it
         best = top_records(args.out / "search", args.top)
         searched = [
-            score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log)
+            score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log, unsup)
             for i, r in enumerate(best[:1], 1)
         ]
         # the random cells before search-2 and on: the targets need them, the rest is extra
         randoms = [
-            score(prep, f"random-{i}", cell, real_args, log)
+            score(prep, f"random-{i}", cell, real_args, log, unsup)
             for i, cell in enumerate(random_cells(args.random, args.seed), 1)
         ]
         searched += [
-            score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log)
+            score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log, unsup)
             for i, r in enumerate(best[1:], 2)
         ]
         rows = [*searched, ref, *randoms]
@@ -259,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     check = targets(rows)
     ok = [r for r in records if r.get("status") != "failed"]
+    scoring = "unsupervised" if args.unsupervised else "semi-supervised"
     print(
-        f"\nDAVIS-2016 unseen sequences ({', '.join(protocols.DAVIS_UNSEEN)}), semi-supervised J&F "
+        f"\nDAVIS-2016 unseen sequences ({', '.join(protocols.DAVIS_UNSEEN)}), {scoring} J&F "
         f"on non-key frames; search: {len(records)} children ({len(ok)} finished), trained on "
         f"8 sequences, children scored on {', '.join(protocols.DAVIS_HELD_IN)}; {args.seeds} video "
         f"seeds a cell; {time.time() - start:.0f} s\n{table(rows)}"
