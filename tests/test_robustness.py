@@ -216,8 +216,10 @@ def _kill_tree(marker: str) -> None:
 def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
     ray_session, fresh_run, tmp_path, capsys
 ):
+    # 8 children: the Ctrl-C must land while some are still to come, also when a loaded
+    # machine delays this test's polling (with 5, CI once saw the search end first)
     config = tiny_search_config(
-        max_children=5, child_steps=60, controller="random", budget="30cpu-minutes"
+        max_children=8, child_steps=60, controller="random", budget="30cpu-minutes"
     )
     (fresh_run / "search.json").write_text(json.dumps(config.to_dict()))
     ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))
@@ -235,7 +237,7 @@ def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
         try:
             deadline = time.time() + 240
             while time.time() < deadline:
-                time.sleep(0.5)
+                time.sleep(0.2)
                 done = {r["proposal_id"] for r in read_records(fresh_run / "trials.jsonl")}
                 try:
                     state = json.loads((fresh_run / "searcher.json").read_text())
@@ -273,8 +275,8 @@ def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
     after = read_records(fresh_run / "trials.jsonl")
     ids = [r["proposal_id"] for r in after]
     assert after[: len(before) - 1] == before[:-1]  # nothing else lost or rewritten
-    assert torn_id in ids and len(ids) == len(set(ids)) == 5  # rerun, once
-    assert summary["children"] == 5
+    assert torn_id in ids and len(ids) == len(set(ids)) == 8  # rerun, once
+    assert summary["children"] == 8
 
 
 # ---- nas.export's arguments -----------------------------------------------------------------
