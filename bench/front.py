@@ -8,7 +8,9 @@ the cells on its quality/cost front (nas/pareto.py), cheapest first: alpha, beta
 quality, the copy baseline at the same alpha from the child's own evaluation, the margin,
 GFLOPs and predicted latency per frame. The check (issue 13's target): at least
 ``--min-cells`` cells, more than one alpha among them, and every one above copy at its alpha.
-A front cell below copy is one no user should keep: copying the key frame is cheaper still.
+A cell below copy is one no user should keep: copying the key frame is cheaper still, so the
+front leaves out children a baseline dominates (where the records hold the baselines' costs);
+the check still counts it, from each child's own figures.
 """
 
 from __future__ import annotations

@@ -13,31 +13,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nas.pareto import COST_FIELDS, Point, pareto_front, point
+from nas.pareto import COST_FIELDS, Point, baseline_point, pareto_front, point
 from search_spaces.genotype import ALPHAS
 
 AXIS_LABELS = {
     "gflops": "GFLOPs per frame",
     "latency": "latency per frame (ms, predicted on the search's device)",
 }
-BASELINE_FIELDS = {
-    "gflops": ("copy_gflops", "static_gflops"),
-    "latency": ("copy_latency_ms", "static_latency_ms"),
-}
 
 
-def _baseline(records: list[dict[str, Any]], quality: str, cost: str) -> Point | None:
-    """The first record's (quality, cost) pair of a baseline, e.g. copy_quality / copy_gflops."""
-    for r in records:
-        q, c = r.get(quality), r.get(cost)
-        if isinstance(q, (int, float)) and isinstance(c, (int, float)):
-            return float(q), float(c)
-    return None
+def _baseline(records: list[dict[str, Any]], baseline: str, cost: str) -> Point | None:
+    """The first record's (quality, cost) of ``baseline`` ("copy" or "static")."""
+    return next((p for r in records if (p := baseline_point(r, baseline, cost))), None)
 
 
 def draw_panel(ax: Any, records: list[dict[str, Any]], cost: str) -> None:
     """One cost's panel on matplotlib axes ``ax``."""
-    copy_field, static_field = BASELINE_FIELDS[cost]
     for i, alpha in enumerate(ALPHAS):
         mine = [r for r in records if r.get("genotype", {}).get("alpha") == alpha]
         points = [p for r in mine if (p := point(r, cost)) is not None]
@@ -50,7 +41,7 @@ def draw_panel(ax: Any, records: list[dict[str, Any]], cost: str) -> None:
                 color=f"C{i}",
                 label=f"alpha {alpha}",
             )
-        copy = _baseline(mine, "copy_quality", copy_field)
+        copy = _baseline(mine, "copy", cost)
         if copy is not None:
             ax.scatter(
                 copy[1], copy[0], marker="x", s=70, color=f"C{i}", label=f"copy, alpha {alpha}"
@@ -66,7 +57,7 @@ def draw_panel(ax: Any, records: list[dict[str, Any]], cost: str) -> None:
             edgecolors="k",
             label=f"front ({len(front)})",
         )
-    static = _baseline(records, "static_quality", static_field)
+    static = _baseline(records, "static", cost)
     if static is not None:
         ax.scatter(static[1], static[0], marker="*", s=150, color="k", label="static")
     ax.set_xlabel(AXIS_LABELS[cost])

@@ -95,3 +95,18 @@ def test_front_records_reads_the_run_folder_with_its_own_cost(tmp_path):
     (tmp_path / "trials.jsonl").write_text(json.dumps(record("f", 0.5, 1.0, status="failed")))
     with pytest.raises(ValueError, match="no finished child"):
         front_records(tmp_path)
+
+
+def test_a_child_the_copy_baseline_or_the_static_network_beats_is_off_the_front():
+    """Copy at alpha 2 (0.60 at 0.5 GFLOPs) beats b (0.58 at 0.6) though no child does;
+    the static network (0.70 at 1.0) beats c (0.65 at 1.2); a1 and g beat both baselines."""
+    base = {"copy_quality": 0.60, "copy_gflops": 0.5, "static_quality": 0.70}
+    records = [
+        record("a1", 0.55, 0.3, alpha=8, copy_quality=0.50, copy_gflops=0.2, static_gflops=1.0),
+        record("b", 0.58, 0.6, alpha=2, **base, static_gflops=1.0),
+        record("g", 0.62, 0.7, alpha=2, **base, static_gflops=1.0),
+        record("c", 0.65, 1.2, alpha=2, **base, static_gflops=1.0),
+    ]
+    assert ids(pareto_front(records)) == ["a1", "g"]
+    without = [{k: v for k, v in r.items() if k != "copy_gflops"} for r in records]
+    assert ids(pareto_front(without)) == ["a1", "b", "g"]  # no copy cost recorded: b stays
