@@ -146,14 +146,15 @@ def targets(rows: list[dict]) -> dict | None:
     return {
         "minus_copy": margin,
         "standard_error": se,
-        "above_copy": se > 0 and margin > TARGETS["copy_standard_errors"] * se,
+        "above_copy": bool(se > 0 and margin > TARGETS["copy_standard_errors"] * se),
         "random_mean": random_mean,
-        "above_random": random_mean is not None and best["quality"] > random_mean,
+        "above_random": bool(random_mean is not None and best["quality"] > random_mean),
         "vs_static": best["quality"] / best["static"] if best["static"] else None,
-        "quality_met": bool(best["static"])
-        and best["quality"] >= TARGETS["quality_vs_static"] * best["static"],
+        "quality_met": bool(
+            best["static"] and best["quality"] >= TARGETS["quality_vs_static"] * best["static"]
+        ),
         "gflops_ratio": best["gflops_ratio"],
-        "gflops_met": best["gflops_ratio"] <= TARGETS["gflops_ratio"],
+        "gflops_met": bool(best["gflops_ratio"] <= TARGETS["gflops_ratio"]),
     }
 
 

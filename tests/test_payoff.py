@@ -1,10 +1,13 @@
 """bench/payoff's verdicts: the best searched cell against copy (two standard errors), the
 random cells' mean and the static network; the search never reads the scored sequences."""
 
+import json
+
 import numpy as np
 import pytest
 
 from bench import payoff, protocols
+from nas.checkpoint import json_text
 
 
 def combined(static: float, copy: float, seeds: list[float], ratio: float) -> dict:
@@ -37,6 +40,7 @@ def test_a_clear_margin_over_copy_meets_every_target():
     assert check["quality_met"] and check["gflops_met"]
     text = payoff.table(table)
     assert "search-1" in text and "copy" in text and "+0.0300" in text
+    assert json.loads(json_text(check))["above_copy"] is True  # --json: plain bools
 
 
 def test_a_margin_inside_the_noise_is_not_above_copy():
