@@ -231,6 +231,9 @@ def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
             cwd=ROOT,
             env=env,
             start_new_session=True,
+            # a shell's background job inherits SIGINT ignored, and Python then never raises
+            # KeyboardInterrupt: the search must hear Ctrl-C as a terminal's would deliver it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
