@@ -4,6 +4,10 @@ Over N sampled genotypes (default 20), each child is trained for S steps and, se
 5 x S steps on the same cached features; prints the Spearman rank correlation of their
 qualities (non-key mIoU). Target: >= 0.6 (else the search optimises noise).
 
+Each child's quality is appended to ``--done`` (default ``RUN/proxy.jsonl``) as it finishes,
+so a stopped bench reruns only the children it had not finished (same ``--seed``, ``--steps``
+and ``--genotypes``: the genotypes are drawn from the seed).
+
     python bench/proxy.py --run runs/demo [--genotypes 20] [--steps 80] [--json FILE]
 """
 
@@ -13,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stats import spearman  # noqa: E402
 
+Job = tuple[str, dict, int, int]
+"""Run folder, genotype, training steps, seed."""
 
-def child_quality(args: tuple[str, dict, int, int]) -> float:
+
+def child_quality(args: Job) -> float:
     import torch
 
     from nas.cache import FeatureCache
@@ -44,6 +51,51 @@ def child_quality(args: tuple[str, dict, int, int]) -> float:
     return child.run(lambda r: None)["quality"]
 
 
+def job_key(job: Job) -> str:
+    """What decides a child's quality: its genotype, steps and seed (not the run folder)."""
+    _, genotype, steps, seed = job
+    return json.dumps({"genotype": genotype, "steps": steps, "seed": seed}, sort_keys=True)
+
+
+def read_done(path: Path) -> dict[str, float]:
+    """Qualities finished by an earlier run of the bench, by job key; a torn last line (the
+    bench killed mid-write) is skipped and recomputed."""
+    done: dict[str, float] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                done[row["key"]] = float(row["quality"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+    return done
+
+
+def run_jobs(jobs: list[Job], workers: int, done_path: Path) -> list[float]:
+    """Each job's quality, in order: finished ones read back, the rest trained (in ``workers``
+    processes, or in this one when 1) and appended to ``done_path`` as each finishes."""
+    done = read_done(done_path)
+    todo = [j for j in jobs if job_key(j) not in done]
+    if done:
+        print(f"[proxy] {len(jobs) - len(todo)} of {len(jobs)} children read from {done_path}")
+    done_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def keep(job: Job, quality: float) -> None:
+        done[job_key(job)] = quality
+        with done_path.open("a") as f:
+            f.write(json.dumps({"key": job_key(job), "quality": quality}) + "\n")
+
+    if workers == 1:
+        for job in todo:
+            keep(job, child_quality(job))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            futures = {pool.submit(child_quality, job): job for job in todo}
+            for future in as_completed(futures):
+                keep(futures[future], future.result())
+    return [done[job_key(j)] for j in jobs]
+
+
 def main(argv: list[str] | None = None) -> int:
     from nas.config import SearchConfig
     from search_spaces.space import SearchSpace
@@ -58,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json")
+    p.add_argument("--done", help="finished children, appended as they end (RUN/proxy.jsonl)")
     args = p.parse_args(argv)
     if not (Path(args.run) / "cache" / "val" / "meta.json").is_file():
         print(f"{args.run} holds no teacher cache: run `make demo` (or a search) first")
@@ -71,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in (args.steps, args.factor * args.steps)
         for g in genotypes
     ]
-    with ProcessPoolExecutor(args.workers) as pool:
-        qualities = list(pool.map(child_quality, jobs))
+    done_path = Path(args.done) if args.done else Path(args.run) / "proxy.jsonl"
+    qualities = run_jobs(jobs, args.workers, done_path)
     short, long = qualities[: len(genotypes)], qualities[len(genotypes) :]
     rho = spearman(short, long)
     for g, s, lq in zip(genotypes, short, long):
