@@ -1,7 +1,7 @@
 """The GPU path, tested without a GPU: Ray places four children on one declared GPU (0.25
 each), a child chooses its device from what Ray gave it (a GPU torch cannot use is an error,
-never a silent fall-back), and bench/gpu_check.py's CPU form runs every step with Ray, Optuna
-and tensorboardX out of reach, as on the GPU machine.
+never a silent fall-back), and bench/gpu_check.py's CPU form runs every step with Ray, Optuna,
+tensorboardX and cityscapesscripts out of reach, as on the GPU machine.
 
 Tests marked ``cuda`` need a GPU torch can use; bench/gpu_check.py runs them there
 (``pytest -m cuda``), elsewhere they are skipped. Run as ``python -m tests.test_gpu_path RUN
@@ -269,7 +269,7 @@ def test_the_video_network_steps_on_cuda_in_both_precisions():
 BLOCKER = '''"""Test-only: make these packages unimportable, as on the GPU machine."""
 import sys
 
-BLOCKED = {"ray", "optuna", "tensorboardX"}
+BLOCKED = {"ray", "optuna", "tensorboardX", "cityscapesscripts"}
 
 
 class _Blocked:
@@ -302,6 +302,7 @@ def test_gpu_check_cpu_form_runs_every_step_without_ray_or_optuna(tmp_path):
     report = json.loads((out / "gpu_check.json").read_text())
     packages = report["environment"]["packages"]
     assert packages["ray"] is None and packages["optuna"] is None  # the blocker worked
+    assert packages["cityscapesscripts"] is None  # nas imports without it
     steps = report["steps"]
     assert report["ok"] and list(steps) == [
         "cuda_tests",

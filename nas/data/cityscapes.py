@@ -12,17 +12,40 @@ labelled frame is a clip of one frame.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
-from cityscapesscripts.helpers.labels import labels as _LABELS
-from cityscapesscripts.helpers.labels import trainId2label
+import numpy as np
 
 from nas.data.images import DatasetLayoutError, label_lut
 from nas.data.sampling import SequenceSpec
 
 NUM_CLASSES = 19
-CLASS_NAMES = tuple(trainId2label[i].name for i in range(NUM_CLASSES))
-LUT = label_lut({lb.id: lb.trainId for lb in _LABELS if 0 <= lb.id < 256 and 0 <= lb.trainId < 255})
+
+
+@cache
+def _label_table() -> tuple[tuple[str, ...], np.ndarray]:
+    """Class names and the label-id -> train-id table, from cityscapesscripts: imported on
+    first use, so that ``nas`` imports where the package is absent (the GPU machine) and only
+    Cityscapes itself needs it."""
+    from cityscapesscripts.helpers.labels import labels, trainId2label
+
+    names = tuple(trainId2label[i].name for i in range(NUM_CLASSES))
+    lut = label_lut(
+        {lb.id: lb.trainId for lb in labels if 0 <= lb.id < 256 and 0 <= lb.trainId < 255}
+    )
+    return names, lut
+
+
+def __getattr__(name: str):
+    """``CLASS_NAMES`` and ``LUT`` as module attributes, computed on first access."""
+    if name == "CLASS_NAMES":
+        return _label_table()[0]
+    if name == "LUT":
+        return _label_table()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 LAYOUT = (
     "<root>/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png, "
     "<root>/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png and, for video, "
@@ -69,11 +92,19 @@ def index(
         sequences = sequence_dir.is_dir()
     elif sequences and not sequence_dir.is_dir():
         raise DatasetLayoutError(f"Cityscapes root {root} has no {sequence_dir}; expected {LAYOUT}")
-    specs = []
+    specs, lut = [], _label_table()[1]
     for frame_id, image, gt in labelled_frames(root, split):
         if not sequences:
             specs.append(
-                SequenceSpec("cityscapes", frame_id, (frame_id,), (image,), (gt,), NUM_CLASSES, LUT)
+                SequenceSpec(
+                    "cityscapes",
+                    frame_id,
+                    (frame_id,),
+                    (image,),
+                    (gt,),
+                    NUM_CLASSES,
+                    lut,
+                )
             )
             continue
         city, seq, number = frame_id.rsplit("_", 2)
@@ -91,6 +122,14 @@ def index(
                 )
         labels = tuple(gt if k == label_index else None for k in range(snippet_len))
         specs.append(
-            SequenceSpec("cityscapes", frame_id, tuple(ids), tuple(paths), labels, NUM_CLASSES, LUT)
+            SequenceSpec(
+                "cityscapes",
+                frame_id,
+                tuple(ids),
+                tuple(paths),
+                labels,
+                NUM_CLASSES,
+                lut,
+            )
         )
     return specs
