@@ -37,6 +37,8 @@ def test_a_clear_margin_over_copy_meets_every_target():
     assert check["minus_copy"] == pytest.approx(0.03)
     assert check["standard_error"] == pytest.approx(0.005 / 3**0.5)
     assert check["above_copy"] and check["above_random"]
+    assert check["random_minus_copy_mean"] == pytest.approx(0.01)  # 0.77 vs copy 0.76
+    assert check["above_random_minus_copy"]
     assert check["quality_met"] and check["gflops_met"]
     text = payoff.table(table)
     assert "search-1" in text and "copy" in text and "+0.0300" in text
@@ -48,6 +50,22 @@ def test_a_margin_inside_the_noise_is_not_above_copy():
     assert check["minus_copy"] == pytest.approx(0.01)
     assert not check["above_copy"]  # SE 0.017: 0.01 is under two of them
     assert not check["above_random"]
+    assert not check["above_random_minus_copy"]  # +0.01 over copy vs the random cell's +0.02
+
+
+def test_gains_over_copy_compare_cells_at_different_alphas():
+    # a cheap alpha-8 cell well above its copy; a random alpha-2 cell better in quality, below
+    # its own copy: below the random mean, above it in gain over copy
+    best = payoff.summarise("search-1", combined(0.80, 0.60, [0.65, 0.66, 0.64], 0.3))
+    rand = payoff.summarise("random-1", combined(0.80, 0.74, [0.72] * 3, 0.7))
+    check = payoff.targets(
+        [{**best, "alpha": 8, "beta": "1/8"}, {**rand, "alpha": 2, "beta": "1/8"}]
+    )
+    assert not check["above_random"] and check["above_random_minus_copy"]
+    assert check["random_minus_copy_mean"] == pytest.approx(-0.02)
+    line = payoff.verdict(check)
+    assert "above the random cells' mean 0.7200: False" in line
+    assert "+0.0500 vs the random cells' mean -0.0200: True" in line
 
 
 def test_random_cells_are_reproducible_and_valid():
