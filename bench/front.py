@@ -67,14 +67,15 @@ def table(rows: list[dict[str, Any]]) -> str:
     def f(v: float | None, spec: str) -> str:
         return "n/a" if v is None else format(v, spec)
 
+    w = max([8, *(len(r["proposal_id"]) for r in rows)])  # ids grow: ppo-0-147
     head = (
-        f"{'child':<8} {'alpha':>5} {'beta':>4} {'output':>8} {'quality':>8} {'copy':>7} "
+        f"{'child':<{w}} {'alpha':>5} {'beta':>4} {'output':>8} {'quality':>8} {'copy':>7} "
         f"{'- copy':>8} {'GFLOPs':>7} {'ms':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['proposal_id']:<8} {r['alpha']:>5} {r['beta']:>4} {r['output']:>8} "
+            f"{r['proposal_id']:<{w}} {r['alpha']:>5} {r['beta']:>4} {r['output']:>8} "
             f"{r['quality']:>8.4f} {f(r['copy'], '.4f'):>7} {f(r['margin'], '+.4f'):>8} "
             f"{f(r['gflops'], '.3f'):>7} {f(r['latency_ms'], '.2f'):>7}"
         )
