@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -19,6 +21,38 @@ from nas.pareto import COST_FIELDS, pareto_front
 from nas.ray_session import dashboard_line, quiet_ray_resume_advice, start_ray
 from nas.records import RunLog, read_records
 from nas.run_lock import run_lock
+
+
+class SearchStopped(RuntimeError):
+    """The children phase stopped on an error raised inside Ray Tune (a write to a full disk,
+    a failing callback); the message names the error and how to continue."""
+
+
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_LAST_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$", re.MULTILINE)
+
+
+def stopped_message(error_text: str, out: Path) -> str:
+    """One error for a search Ray Tune stopped: the original exception (Ray passes it on as a
+    traceback's text), what to do about it, and the records kept."""
+    errors = _LAST_ERROR.findall(error_text)
+    if errors:
+        name, detail = errors[-1]
+    else:
+        name, detail = "an error", (error_text.strip().splitlines() or ["no message"])[-1]
+    code = re.match(r"\[Errno (\d+)\]", detail)
+    kept = _children(len(read_records(out / "trials.jsonl")))
+    resume = f"{kept} recorded in {out / 'trials.jsonl'}; continue with --resume --out {out}"
+    if code and int(code.group(1)) in DISK_FULL:
+        return (
+            f"the disk is full (or a file-size limit was reached) while the children ran: "
+            f"{name}: {detail}. Free space where {out} lives, then {resume}"
+        )
+    return f"the search stopped inside Ray Tune on {name}: {detail}. {resume}"
+
+
+def _children(n: int) -> str:
+    return f"{n} child" if n == 1 else f"{n} children"
 
 
 def _log(msg: str) -> None:
@@ -147,14 +181,11 @@ def interrupted_message(out: Path | None) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         stopped = []
 
-    def children(n: int) -> str:
-        return f"{n} child" if n == 1 else f"{n} children"
-
     flight = (
-        f"; {children(len(stopped))} in flight stopped, to run again on resume" if stopped else ""
+        f"; {_children(len(stopped))} in flight stopped, to run again on resume" if stopped else ""
     )
     return (
-        f"interrupted: {children(len(records))} recorded in {out / 'trials.jsonl'}{flight}; "
+        f"interrupted: {_children(len(records))} recorded in {out / 'trials.jsonl'}{flight}; "
         f"continue with --resume --out {out}"
     )
 
@@ -298,7 +329,12 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
         )
         n_before = len(run_log.records)
         if searcher.budget_left() > 0:
-            tuner.fit()
+            from ray.tune.error import TuneError
+
+            try:
+                tuner.fit()
+            except TuneError as exc:  # Ray passes the error on as a traceback's text
+                raise SearchStopped(stopped_message(str(exc), out)) from None
         sys.stdout.write("\n")
         new = run_log.records[n_before:]
         span = (searcher.last_end or time.time()) - ray_start

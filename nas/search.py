@@ -21,6 +21,7 @@ from nas.config import COSTS, SearchConfig, at_least, parse_resolution, resoluti
 from nas.config_file import read_config_file
 from nas.data import DATASETS
 from nas.models.backbones import BACKBONES, check_pretrained
+from nas.run import SearchStopped
 from nas.run_lock import RunBusyError, run_lock
 
 CONTROLLERS = ("ppo", "random", "tpe", "evolution")
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         BudgetError,
         SearchError,
         RunBusyError,
+        SearchStopped,
         ValueError,
         FileNotFoundError,
         OSError,

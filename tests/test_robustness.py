@@ -282,6 +282,55 @@ def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
     assert summary["children"] == 8
 
 
+# ---- an error inside Ray Tune (a full disk among the children) -------------------------------
+FULL_DISK_TRACE = """Traceback (most recent call last):
+  File "nas/searcher.py", line 118, in on_trial_complete
+    self.log.append(
+  File "nas/records.py", line 135, in _append_line
+    written += os.write(fd, data[written:])
+OSError: [Errno 28] No space left on device
+"""
+
+
+def test_a_full_disk_inside_ray_tune_is_one_error_naming_the_fix(
+    ray_session, fresh_run, monkeypatch
+):
+    from ray import tune
+    from ray.tune.error import TuneError
+
+    def fit(self):  # as Ray raises it: the child's error as a traceback's text
+        raise TuneError(FULL_DISK_TRACE)
+
+    monkeypatch.setattr(tune.Tuner, "fit", fit)
+    config = tiny_search_config(max_children=2)
+    with pytest.raises(nas.run.SearchStopped) as err:
+        run_search(config, fresh_run, parse_budget(config.budget))
+    message = str(err.value)
+    assert "the disk is full" in message and "[Errno 28] No space left on device" in message
+    assert f"0 children recorded in {fresh_run / 'trials.jsonl'}" in message
+    assert f"continue with --resume --out {fresh_run}" in message
+    assert not (fresh_run / "summary.json").exists()  # it did not finish
+
+
+def test_another_error_inside_ray_tune_is_named_with_the_resume_advice(tmp_path):
+    text = "Traceback (most recent call last):\n  File x\nValueError: boom\n"
+    message = nas.run.stopped_message(text, tmp_path)
+    assert message.startswith("the search stopped inside Ray Tune on ValueError: boom")
+    assert "disk" not in message and f"--resume --out {tmp_path}" in message
+    assert "stopped inside Ray Tune on an error: odd" in nas.run.stopped_message("odd", tmp_path)
+
+
+def test_main_prints_a_stopped_search_as_one_error_and_exits_2(tmp_path, monkeypatch, capsys):
+    def stopped(config, out, budget, resume):
+        raise nas.run.SearchStopped("the disk is full ...; continue with --resume --out X")
+
+    monkeypatch.setattr(nas.run, "run_search", stopped)
+    assert main(["--out", str(tmp_path / "run"), "--no-dashboard"]) == 2
+    assert capsys.readouterr().err == (
+        "error: the disk is full ...; continue with --resume --out X\n"
+    )
+
+
 # ---- nas.export's arguments -----------------------------------------------------------------
 @pytest.mark.parametrize("top", ["0", "-1"])
 def test_export_refuses_a_top_below_one(tmp_path, capsys, top):
