@@ -340,8 +340,9 @@ def last_proposal_out(run: Path) -> bool:
 
 
 def failed_write(lines: list[str]) -> str:
-    """Where the first failed write was: the innermost frame of this project in the
-    traceback that ends in it, else the error line."""
+    """Where the first failed write was (the innermost frame of this project in the
+    traceback that ends in it) and whether the search then said so in one ``error:`` line;
+    else the error line itself."""
     frames: list[str] = []
     for line in lines:
         if "Errno 27" in line or "File too large" in line or "disk full" in line:
@@ -352,8 +353,9 @@ def failed_write(lines: list[str]) -> str:
         elif match and match.group(1).startswith(str(REPO)) and "/.venv/" not in match.group(1):
             path = Path(match.group(1)).relative_to(REPO)
             frames.append(f"{path}:{match.group(2)} {match.group(3)}")
+    said = any(line.startswith("error:") for line in lines)
     if frames:
-        return frames[-1]
+        return f"{frames[-1]}, {'error printed' if said else 'no error printed'}"
     error = next((line for line in lines if line.startswith("error:")), "no error printed")
     error = error.split(" (is the disk full?)")[0]
     return re.sub(r"/\S*/(\S+/\S+)", r"\1", error)[:70]  # paths to their last two parts

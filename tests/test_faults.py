@@ -103,7 +103,9 @@ def test_failed_write_names_the_projects_innermost_frame():
         f'  File "{REPO}/nas/records.py", line 132, in _append_line',
         "OSError: [Errno 27] File too large",
     ]
-    assert failed_write(lines) == "nas/records.py:132 _append_line"
+    assert failed_write(lines) == "nas/records.py:132 _append_line, no error printed"
+    said = [*lines, "error: the disk is full (or a file-size limit was reached) ..."]
+    assert failed_write(said) == "nas/records.py:132 _append_line, error printed"
     error = ["error: could not write /tmp/x/run/teacher/state.pt (is the disk full?): pos 64"]
     expected = "error: could not write teacher/state.pt"
     assert failed_write(error) == expected
