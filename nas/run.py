@@ -41,14 +41,16 @@ def stopped_message(error_text: str, out: Path) -> str:
     else:
         name, detail = "an error", (error_text.strip().splitlines() or ["no message"])[-1]
     code = re.match(r"\[Errno (\d+)\]", detail)
-    kept = _children(len(read_records(out / "trials.jsonl")))
-    resume = f"{kept} recorded in {out / 'trials.jsonl'}; continue with --resume --out {out}"
+    kept = (
+        f"{_children(len(read_records(out / 'trials.jsonl')))} recorded in {out / 'trials.jsonl'}"
+    )
+    resume = f"continue with --resume --out {out}"
     if code and int(code.group(1)) in DISK_FULL:
         return (
             f"the disk is full (or a file-size limit was reached) while the children ran: "
-            f"{name}: {detail}. Free space where {out} lives, then {resume}"
+            f"{name}: {detail}. {kept}; free space where {out} lives, then {resume}"
         )
-    return f"the search stopped inside Ray Tune on {name}: {detail}. {resume}"
+    return f"the search stopped inside Ray Tune on {name}: {detail}. {kept}; {resume}"
 
 
 def _children(n: int) -> str:
