@@ -11,6 +11,13 @@ GFLOPs and predicted latency per frame. The check (issue 13's target): at least
 A cell below copy is one no user should keep: copying the key frame is cheaper still, so the
 front leaves out children a baseline dominates (where the records hold the baselines' costs);
 the check still counts it, from each child's own figures.
+
+A child trains its copy of the head for its 80 steps; the copy baseline reads the teacher's
+head unchanged. ``--trained-copy N`` separates what the cell adds from what head training
+adds: the copy cell (D^_t = D_k) is trained as a child, head included, with N seeds at each
+alpha on the front (``bench/proxy.py``'s child, kept in ``RUN/trained_copy.jsonl`` so a rerun
+trains only what is missing), and each cell's margin over that trained copy is printed and
+checked too.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,6 +61,14 @@ def check(rows: list[dict[str, Any]], min_cells: int) -> dict[str, Any]:
     """The target, each part with its figure."""
     alphas = sorted({r["alpha"] for r in rows})
     below = [r["proposal_id"] for r in rows if r["margin"] is None or r["margin"] <= 0]
+    if rows and "margin_trained" in rows[0]:
+        below_trained = [r["proposal_id"] for r in rows if r["margin_trained"] <= 0]
+        trained = {
+            "not_above_trained_copy": below_trained,
+            "all_above_trained_copy": not below_trained,
+        }
+    else:
+        trained = {}
     return {
         "cells": len(rows),
         "enough_cells": len(rows) >= min_cells,
@@ -60,7 +77,32 @@ def check(rows: list[dict[str, Any]], min_cells: int) -> dict[str, Any]:
         "not_above_copy": below,
         "all_above_copy": not below,
         "met": len(rows) >= min_cells and len(alphas) > 1 and not below,
+        **trained,
     }
+
+
+def add_trained_copy(run: Path, rows: list[dict[str, Any]], seeds: int, workers: int) -> None:
+    """Each row's trained copy at its alpha (mean and std over ``seeds`` children) and the
+    row's margin over it."""
+    from bench.proxy import run_jobs
+    from nas.checkpoint import read_json
+    from search_spaces.genotype import copy_genotype
+
+    saved = read_json(run / "search.json")
+    steps, n_nodes = saved.get("child_steps", 80), saved.get("n_nodes", 4)
+    alphas = sorted({r["alpha"] for r in rows})
+    jobs = [
+        (str(run), copy_genotype(a, "1/8", n_nodes).to_dict(), steps, seed)
+        for a in alphas
+        for seed in range(seeds)
+    ]
+    qualities = run_jobs(jobs, workers, run / "trained_copy.jsonl")
+    by_alpha = {a: qualities[i * seeds : (i + 1) * seeds] for i, a in enumerate(alphas)}
+    for r in rows:
+        q = np.array(by_alpha[r["alpha"]])
+        r["trained_copy"] = float(q.mean())
+        r["trained_copy_std"] = float(q.std(ddof=1)) if len(q) > 1 else None
+        r["margin_trained"] = r["quality"] - r["trained_copy"]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -72,13 +114,22 @@ def table(rows: list[dict[str, Any]]) -> str:
         f"{'child':<{w}} {'alpha':>5} {'beta':>4} {'output':>8} {'quality':>8} {'copy':>7} "
         f"{'- copy':>8} {'GFLOPs':>7} {'ms':>7}"
     )
+    trained = bool(rows) and "trained_copy" in rows[0]
+    if trained:
+        head += f" {'trained copy':>12} {'std':>6} {'- trained':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(
+        line = (
             f"{r['proposal_id']:<{w}} {r['alpha']:>5} {r['beta']:>4} {r['output']:>8} "
             f"{r['quality']:>8.4f} {f(r['copy'], '.4f'):>7} {f(r['margin'], '+.4f'):>8} "
             f"{f(r['gflops'], '.3f'):>7} {f(r['latency_ms'], '.2f'):>7}"
         )
+        if trained:
+            line += (
+                f" {r['trained_copy']:>12.4f} {f(r['trained_copy_std'], '.4f'):>6} "
+                f"{r['margin_trained']:>+9.4f}"
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -92,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cost", choices=tuple(COST_FIELDS), help="default: the search's own")
     p.add_argument("--min-cells", type=int, default=5, help="cells the front must hold")
     p.add_argument("--json", type=Path, help="also write the rows and the check here")
+    p.add_argument(
+        "--trained-copy",
+        type=int,
+        default=0,
+        metavar="SEEDS",
+        help="also train the copy cell as a child (head included) with SEEDS seeds per alpha",
+    )
+    p.add_argument("--workers", type=int, default=2, help="children at once for --trained-copy")
     args = p.parse_args(argv)
     try:
         records = front_records(args.run, args.cost, lambda text: print(f"warning: {text}"))
@@ -99,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rows = front_rows(records)
+    if args.trained_copy and rows:
+        if not (args.run / "cache" / "val" / "meta.json").is_file():
+            print(f"error: {args.run} holds no feature cache for --trained-copy", file=sys.stderr)
+            return 2
+        add_trained_copy(args.run, rows, args.trained_copy, args.workers)
     result = check(rows, args.min_cells)
     print(f"{args.run}: {len(rows)} cells on the front\n{table(rows)}")
     print(
@@ -107,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         f"at its alpha: {result['all_above_copy']}"
         + (f" (not: {', '.join(result['not_above_copy'])})" if result["not_above_copy"] else "")
     )
+    if "all_above_trained_copy" in result:
+        below = result["not_above_trained_copy"]
+        print(
+            f"every cell above the trained copy ({args.trained_copy} seeds) at its alpha: "
+            f"{result['all_above_trained_copy']}" + (f" (not: {', '.join(below)})" if below else "")
+        )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rows": rows, "check": result}, indent=1) + "\n")

@@ -51,3 +51,36 @@ def test_a_folder_without_children_is_one_clear_error(tmp_path, capsys):
     write_run(tmp_path, [])
     assert main([str(tmp_path)]) == 2
     assert "no finished child" in capsys.readouterr().err
+
+
+def test_trained_copy_trains_the_copy_cell_per_alpha_and_checks_each_cell_against_it(
+    fresh_run, tmp_path, capsys
+):
+    import bench.front
+
+    write_run(
+        fresh_run,
+        [
+            record("a1", 0.99, 0.1, alpha=4, copy_quality=0.50),  # above any trained copy
+            record("b", 0.995, 0.2, alpha=2, copy_quality=0.60),
+        ],
+    )
+    config = json.loads((fresh_run / "search.json").read_text())
+    (fresh_run / "search.json").write_text(json.dumps({**config, "child_steps": 3}))
+    out = tmp_path / "front.json"
+    argv = [str(fresh_run), "--min-cells", "2", "--json", str(out)]
+    assert bench.front.main([*argv, "--trained-copy", "2", "--workers", "1"]) == 0
+    rows = {r["proposal_id"]: r for r in json.loads(out.read_text())["rows"]}
+    for r in rows.values():
+        assert 0.0 <= r["trained_copy"] <= 1.0 and r["trained_copy_std"] is not None
+        assert r["margin_trained"] == r["quality"] - r["trained_copy"]
+    assert rows["a1"]["trained_copy"] != rows["b"]["trained_copy"]  # one per alpha
+    assert len((fresh_run / "trained_copy.jsonl").read_text().splitlines()) == 4  # 2 x 2
+    printed = capsys.readouterr().out
+    assert "trained copy" in printed and "every cell above the trained copy (2 seeds)" in printed
+
+
+def test_trained_copy_needs_the_runs_cache(tmp_path, capsys):
+    write_run(tmp_path, [record("a1", 0.5, 0.1, alpha=8, copy_quality=0.45)])
+    assert main([str(tmp_path), "--trained-copy", "1"]) == 2
+    assert "holds no feature cache" in capsys.readouterr().err
