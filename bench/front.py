@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stats import figure  # noqa: E402
 from nas.pareto import COST_FIELDS, front_records  # noqa: E402
 
 
@@ -84,15 +85,13 @@ def check(rows: list[dict[str, Any]], min_cells: int) -> dict[str, Any]:
 def add_trained_copy(run: Path, rows: list[dict[str, Any]], seeds: int, workers: int) -> None:
     """Each row's trained copy at its alpha (mean and std over ``seeds`` children) and the
     row's margin over it."""
-    from bench.proxy import run_jobs
-    from nas.checkpoint import read_json
+    from bench.proxy import run_config, run_jobs
     from search_spaces.genotype import copy_genotype
 
-    saved = read_json(run / "search.json")
-    steps, n_nodes = saved.get("child_steps", 80), saved.get("n_nodes", 4)
+    config = run_config(run)
     alphas = sorted({r["alpha"] for r in rows})
     jobs = [
-        (str(run), copy_genotype(a, "1/8", n_nodes).to_dict(), steps, seed)
+        (str(run), copy_genotype(a, "1/8", config.n_nodes).to_dict(), config.child_steps, seed)
         for a in alphas
         for seed in range(seeds)
     ]
@@ -106,9 +105,6 @@ def add_trained_copy(run: Path, rows: list[dict[str, Any]], seeds: int, workers:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    def f(v: float | None, spec: str) -> str:
-        return "n/a" if v is None else format(v, spec)
-
     w = max([8, *(len(r["proposal_id"]) for r in rows)])  # ids grow: ppo-0-147
     head = (
         f"{'child':<{w}} {'alpha':>5} {'beta':>4} {'output':>8} {'quality':>8} {'copy':>7} "
@@ -121,12 +117,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         line = (
             f"{r['proposal_id']:<{w}} {r['alpha']:>5} {r['beta']:>4} {r['output']:>8} "
-            f"{r['quality']:>8.4f} {f(r['copy'], '.4f'):>7} {f(r['margin'], '+.4f'):>8} "
-            f"{f(r['gflops'], '.3f'):>7} {f(r['latency_ms'], '.2f'):>7}"
+            f"{r['quality']:>8.4f} {figure(r['copy'], '.4f'):>7} {figure(r['margin'], '+.4f'):>8} "
+            f"{figure(r['gflops'], '.3f'):>7} {figure(r['latency_ms'], '.2f'):>7}"
         )
         if trained:
             line += (
-                f" {r['trained_copy']:>12.4f} {f(r['trained_copy_std'], '.4f'):>6} "
+                f" {r['trained_copy']:>12.4f} {figure(r['trained_copy_std'], '.4f'):>6} "
                 f"{r['margin_trained']:>+9.4f}"
             )
         lines.append(line)

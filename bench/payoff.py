@@ -42,6 +42,7 @@ from bench.cli import (
     REPO,  # noqa: E402
     bench_parser,
 )
+from bench.stats import figure
 from nas.checkpoint import json_text, read_json
 from nas.config import SearchConfig, resolution_arg
 from nas.export import top_records
@@ -140,17 +141,12 @@ def verdict(check: dict) -> str:
     return (
         f"best searched cell: {check['minus_copy']:+.4f} over copy (SE "
         f"{check['standard_error']:.4f}; > 2 SE: {check['above_copy']}), above the random "
-        f"cells' mean {fmt(check['random_mean'])}: {check['above_random']} (gain over copy at "
+        f"cells' mean {figure(check['random_mean'])}: {check['above_random']} (gain over copy at "
         f"its alpha {check['minus_copy']:+.4f} vs the random cells' mean "
-        f"{fmt(check['random_minus_copy_mean'], '+.4f')}: {check['above_random_minus_copy']}), "
+        f"{figure(check['random_minus_copy_mean'], '+.4f')}: {check['above_random_minus_copy']}), "
         f"{check['vs_static'] or float('nan'):.1%} of static (>= 97%: {check['quality_met']}) "
         f"at {check['gflops_ratio']:.1%} of its GFLOPs (<= 50%: {check['gflops_met']})"
     )
-
-
-def fmt(value: float | None, spec: str = ".4f") -> str:
-    """A figure for the verdict line, or n/a."""
-    return "n/a" if value is None else format(value, spec)
 
 
 def targets(rows: list[dict]) -> dict | None:
@@ -187,9 +183,6 @@ def targets(rows: list[dict]) -> dict | None:
 
 
 def table(rows: list[dict]) -> str:
-    def f(v: float | None, spec: str = ".4f") -> str:
-        return "n/a" if v is None else format(v, spec)
-
     head = (
         f"{'cell':<10} {'alpha':>5} {'beta':>4} {'J&F non-key':>11} {'std':>7} {'SE':>7} "
         f"{'- copy':>8} {'vs static':>9} {'GFLOPs/static':>13}  per seed"
@@ -197,7 +190,7 @@ def table(rows: list[dict]) -> str:
     lines = [head, "-" * len(head)]
     static = rows[0]["static"] if rows else None
     lines.append(
-        f"{'static':<10} {'':>5} {'':>4} {f(static):>11} {'':>7} {'':>7} {'':>8} "
+        f"{'static':<10} {'':>5} {'':>4} {figure(static):>11} {'':>7} {'':>7} {'':>8} "
         f"{'100.0%':>9} {'100.0%':>13}"
     )
     copies = {}
@@ -206,16 +199,16 @@ def table(rows: list[dict]) -> str:
     for alpha, row in sorted(copies.items()):
         rel = f"{row['copy'] / static:.1%}" if static else "n/a"
         lines.append(
-            f"{'copy':<10} {alpha:>5} {'':>4} {f(row['copy']):>11} {'':>7} {'':>7} {'':>8} "
+            f"{'copy':<10} {alpha:>5} {'':>4} {figure(row['copy']):>11} {'':>7} {'':>7} {'':>8} "
             f"{rel:>9} {row['copy_gflops_ratio']:>13.1%}"
         )
     for row in rows:
         minus = None if row["quality"] is None else row["quality"] - row["copy"]
         rel = f"{row['quality'] / static:.1%}" if static and row["quality"] is not None else "n/a"
-        seeds = " ".join(f(v) for v in row["per_seed"])
+        seeds = " ".join(figure(v) for v in row["per_seed"])
         lines.append(
-            f"{row['name']:<10} {row['alpha']:>5} {row['beta']:>4} {f(row['quality']):>11} "
-            f"{f(row['std']):>7} {f(row['se']):>7} {f(minus, '+.4f'):>8} {rel:>9} "
+            f"{row['name']:<10} {row['alpha']:>5} {row['beta']:>4} {figure(row['quality']):>11} "
+            f"{figure(row['std']):>7} {figure(row['se']):>7} {figure(minus, '+.4f'):>8} {rel:>9} "
             f"{row['gflops_ratio']:>13.1%}  {seeds}"
         )
     return "\n".join(lines)

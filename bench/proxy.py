@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,22 @@ Job = tuple[str, dict, int, int]
 """Run folder, genotype, training steps, seed."""
 
 
+def run_config(run: Path):
+    """The run's search settings (its children's batch and learning rate among them); the
+    defaults for a folder holding only a teacher and caches."""
+    from nas.checkpoint import read_json
+    from nas.config import SearchConfig
+
+    saved = run / "search.json"
+    return SearchConfig.from_saved(read_json(saved)) if saved.is_file() else SearchConfig()
+
+
 def child_quality(args: Job) -> float:
+    """A child trained as the run's children are, for ``steps`` steps, scored once at the end."""
     import torch
 
     from nas.cache import FeatureCache
-    from nas.child import ChildConfig, ChildRun
+    from nas.child import ChildRun
     from search_spaces.genotype import Genotype
 
     run, genotype, steps, seed = args
@@ -45,7 +57,7 @@ def child_quality(args: Job) -> float:
         run / "teacher",
         FeatureCache(run / "cache" / "train"),
         FeatureCache(run / "cache" / "val"),
-        ChildConfig(steps=steps, rounds=1),
+        replace(run_config(run).child_config(), steps=steps, rounds=1),
         seed=seed,
     )
     return child.run(lambda r: None)["quality"]

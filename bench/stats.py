@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def figure(value: float | None, spec: str = ".4f") -> str:
+    """A figure as the benches print it, or n/a where it was not measured."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def ranks(values: np.ndarray) -> np.ndarray:
     """Ranks from 1, ties sharing their average rank."""
     values = np.asarray(values, dtype=float)
