@@ -17,6 +17,9 @@ DAVIS sequences nothing was trained or tuned on?
    (top 1 by search reward): above copy by more than two standard errors, above the mean of
    the random cells, >= 97% of static quality at <= 50% of its GFLOPs; beside them, its gain
    over copy against the random cells' mean gain over copy, each at its own alpha.
+4. Does the search's score predict the table? Each row's cell trained as a search child (80
+   steps, held-in sequences) beside its table row, with the rank correlations
+   (bench.search_outcome).
 
 Scoring is semi-supervised (the first frame's mask fine-tunes the heads online);
 ``--unsupervised`` scores the same trained networks without it (run it after the first table:
@@ -37,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import protocols, real
+from bench import protocols, real, search_outcome
 from bench.cli import (
     REPO,  # noqa: E402
     bench_parser,
@@ -133,7 +136,8 @@ def score(
     """``cell`` trained with every seed on the davis-unseen teacher: its table row."""
     log(f"[payoff] {name}: {cell.to_json()}")
     combined = real.score_seeds(cell, prep, real_args, log, unsupervised)
-    return {**summarise(name, combined), "alpha": cell.alpha, "beta": cell.beta}
+    row = summarise(name, combined)
+    return {**row, "alpha": cell.alpha, "beta": cell.beta, "genotype": cell.to_dict()}
 
 
 def verdict(check: dict) -> str:
@@ -244,6 +248,13 @@ def parser() -> argparse.ArgumentParser:
         help="score the same trained networks unsupervised (no first-frame mask: foreground "
         "vs background); run it after the semi-supervised table, the trainings are reused",
     )
+    p.add_argument(
+        "--no-outcome",
+        dest="outcome",
+        action="store_false",
+        help="skip the search-score-vs-payoff comparison (each row's cell trained once more as "
+        "a search child on the held-in sequences, resumable in OUT/held_in.jsonl)",
+    )
     p.add_argument("--json", type=Path, help="also write the table here")
     return p
 
@@ -315,9 +326,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     if check is not None:
         print(verdict(check))
+    outcome = None
+    if args.outcome:
+        search_dir = args.out / "search"
+        outcome = search_outcome.measure(
+            rows, search_dir, records, args.seed, args.workers, args.out / "held_in.jsonl"
+        )
+        steps = search_outcome.run_config(search_dir).child_steps
+        print(search_outcome.report(outcome, steps, ", ".join(protocols.DAVIS_HELD_IN)))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json_text({"rows": rows, "targets": check}) + "\n")
+        args.json.write_text(
+            json_text({"rows": rows, "targets": check, "search_vs_payoff": outcome}) + "\n"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -85,7 +86,10 @@ def read_done(path: Path) -> dict[str, float]:
 
 def run_jobs(jobs: list[Job], workers: int, done_path: Path) -> list[float]:
     """Each job's quality, in order: finished ones read back, the rest trained (in ``workers``
-    processes, or in this one when 1) and appended to ``done_path`` as each finishes."""
+    processes, or in this one when 1) and appended to ``done_path`` as each finishes.
+
+    The processes are spawned, not forked: a caller that has run torch's thread pool or Ray
+    (bench.payoff) would hand a fork locks held by threads that do not exist there."""
     done = read_done(done_path)
     todo = [j for j in jobs if job_key(j) not in done]
     if done:
@@ -101,7 +105,7 @@ def run_jobs(jobs: list[Job], workers: int, done_path: Path) -> list[float]:
         for job in todo:
             keep(job, child_quality(job))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(child_quality, job): job for job in todo}
             for future in as_completed(futures):
                 keep(futures[future], future.result())

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import bench.proxy as proxy
+from search_spaces.space import SearchSpace
 
 
 def test_a_rerun_reads_back_finished_children_and_trains_only_the_rest(
@@ -49,3 +51,16 @@ def test_unreadable_lines_are_skipped(tmp_path, line):
     path = tmp_path / "done.jsonl"
     path.write_text(line + "\n" + json.dumps({"key": "ok", "quality": 0.25}) + "\n")
     assert proxy.read_done(path) == {"ok": 0.25}
+
+
+def test_children_in_spawned_processes_train_and_are_kept(prepared_run, tmp_path):
+    # bench.payoff calls this after Ray and torch's threads ran in its process: spawned
+    # workers, not forked ones
+    space = SearchSpace()
+    rng = np.random.default_rng(0)
+    genotypes = [space.decode(space.sample_tokens(rng)).to_dict() for _ in range(2)]
+    jobs = [(str(prepared_run), g, 2, 0) for g in genotypes]
+    done = tmp_path / "done.jsonl"
+    qualities = proxy.run_jobs(jobs, 2, done)
+    assert len(qualities) == 2 and all(0.0 <= q <= 1.0 for q in qualities)
+    assert len(done.read_text().splitlines()) == 2
