@@ -72,6 +72,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         seed=args.seed,
         resolution=args.davis_size,
         max_children=args.children,
+        target_ratio=args.target_ratio,
     ).explicit()
 
 
@@ -232,6 +233,13 @@ def parser() -> argparse.ArgumentParser:
         "cells, whose spread is far wider than a cell's over seeds",
     )
     p.add_argument("--seed", type=int, default=0, help="search, teacher and first video seed")
+    p.add_argument(
+        "--target-ratio",
+        type=float,
+        default=SearchConfig.target_ratio,
+        help="the search reward's cost target, a share of the static GFLOPs (0.5: the table's "
+        "own <= 50%% target); a search folder keeps the one it started with",
+    )
     p.add_argument("--davis-size", type=resolution_arg, default=(240, 427))
     p.add_argument("--reference", type=Path, default=REPO / "docs" / "cell.json")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "payoff")

@@ -84,3 +84,9 @@ def test_the_search_reads_training_sequences_only(tmp_path):
     assert config.val_split == f"train:{protocols.named(protocols.DAVIS_HELD_IN)}"
     assert config.max_children == 5 and config.backbone == "efficientnet_lite0_s16"
     assert config.pretrained_backbone == "imagenet"
+    assert config.target_ratio == 0.4  # the search's default reward target
+
+
+def test_the_reward_target_can_be_the_tables_own(tmp_path):
+    args = payoff.parser().parse_args(["--data-root", str(tmp_path), "--target-ratio", "0.5"])
+    assert payoff.search_config(args).target_ratio == 0.5
