@@ -73,6 +73,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         resolution=args.davis_size,
         max_children=args.children,
         target_ratio=args.target_ratio,
+        outputs=args.outputs,
     ).explicit()
 
 
@@ -239,6 +240,12 @@ def parser() -> argparse.ArgumentParser:
         default=SearchConfig.target_ratio,
         help="the search reward's cost target, a share of the static GFLOPs (0.5: the table's "
         "own <= 50%% target); a search folder keeps the one it started with",
+    )
+    p.add_argument(
+        "--outputs",
+        default="",
+        help="output kinds the search's cells may have (nas.search --outputs; default all), "
+        "e.g. residual",
     )
     p.add_argument("--davis-size", type=resolution_arg, default=(240, 427))
     p.add_argument("--reference", type=Path, default=REPO / "docs" / "cell.json")

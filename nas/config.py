@@ -214,6 +214,9 @@ class SearchConfig:
     """Reward exponent w above the target (2x the target loses 29%)."""
     n_nodes: int = 4
     """Nodes of the dynamic cell."""
+    outputs: str = ""
+    """The output kinds the search may choose, comma-separated (e.g. "residual": every cell
+    corrects the key frame's features); empty: all of sum, concat and residual."""
     max_children: int = 0
     """Stop after this many children (0: the budget alone decides)."""
     ppo: dict[str, Any] = field(default_factory=dict)
@@ -257,6 +260,19 @@ class SearchConfig:
             batch_size=self.child_batch,
             lr=self.child_lr,
         )
+
+    def output_modes(self) -> tuple[str, ...]:
+        """The output kinds of the search space, in the space's own order."""
+        from search_spaces.genotype import OUTPUT_MODES
+
+        asked = [m.strip() for m in self.outputs.split(",") if m.strip()]
+        return tuple(m for m in OUTPUT_MODES if m in asked) if asked else OUTPUT_MODES
+
+    def search_space(self):
+        """The space the controller proposes from (search_spaces.space.SearchSpace)."""
+        from search_spaces.space import SearchSpace
+
+        return SearchSpace(self.n_nodes, outputs=self.output_modes())
 
     def reward_config(self) -> RewardConfig:
         return RewardConfig(target_ratio=self.target_ratio, exponent=self.cost_exponent)

@@ -241,7 +241,6 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
     from nas.progress import ProgressLine
     from nas.searcher import BudgetSearcher
     from nas.trainable import child_trainable
-    from search_spaces.space import SearchSpace
 
     ray_start = time.time()
     try:
@@ -258,7 +257,7 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
         run_log = RunLog(out, warn=_log)
         controller = MemoizedController(
             make_controller(
-                config.controller, SearchSpace(config.n_nodes), seed=config.seed, **config.ppo
+                config.controller, config.search_space(), seed=config.seed, **config.ppo
             )
         )
         state_path = out / "searcher.json"

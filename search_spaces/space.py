@@ -38,14 +38,23 @@ class Decision:
 class SearchSpace:
     """Ordered decisions of the dynamic-cell space with ``n_nodes`` nodes."""
 
-    def __init__(self, n_nodes: int = 4, ops: Sequence[str] = OP_NAMES):
+    def __init__(
+        self,
+        n_nodes: int = 4,
+        ops: Sequence[str] = OP_NAMES,
+        outputs: Sequence[str] = OUTPUT_MODES,
+    ):
         if n_nodes < 1:
             raise ValueError("n_nodes must be >= 1")
         unknown = [op for op in ops if op not in OP_NAMES]
         if unknown:
             raise ValueError(f"unknown ops {unknown}; known {list(OP_NAMES)}")
+        unknown = [mode for mode in outputs if mode not in OUTPUT_MODES]
+        if unknown or not outputs:
+            raise ValueError(f"outputs {list(outputs)}: choose among {list(OUTPUT_MODES)}")
         self.n_nodes = n_nodes
         self.ops = tuple(ops)
+        self.outputs = tuple(mode for mode in OUTPUT_MODES if mode in outputs)
         self.version = SPACE_VERSION
         decisions = [
             Decision("alpha", "alpha", ALPHAS),
@@ -56,7 +65,7 @@ class SearchSpace:
             for j in range(2):
                 decisions.append(Decision(f"node{k}.input{j}", "input", tuple(range(3 + k))))
                 decisions.append(Decision(f"node{k}.op{j}", "op", self.ops))
-        decisions.append(Decision("output", "output", OUTPUT_MODES))
+        decisions.append(Decision("output", "output", self.outputs))
         self.decisions: tuple[Decision, ...] = tuple(decisions)
 
     def __len__(self) -> int:
@@ -102,6 +111,11 @@ class SearchSpace:
     def encode(self, genotype: Genotype) -> list[int]:
         """Genotype -> tokens; GenotypeError if it does not belong to this space."""
         genotype.validate(self.ops)
+        if genotype.output not in self.outputs:
+            raise GenotypeError(
+                f"output: this space's outputs are {list(self.outputs)}, the genotype's "
+                f"{genotype.output!r}"
+            )
         if len(genotype.nodes) != self.n_nodes:
             raise GenotypeError(
                 f"nodes: this space has {self.n_nodes} nodes, the genotype {len(genotype.nodes)}"

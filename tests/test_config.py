@@ -48,3 +48,18 @@ def test_config_file_must_be_a_mapping(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match="mapping"):
         load_config_file(path)
+
+
+def test_outputs_narrow_the_search_space_from_the_command_line():
+    config = config_from_args(build_parser().parse_args(["--outputs", "residual, sum"]))
+    assert config.output_modes() == ("sum", "residual")
+    assert config.search_space().decisions[-1].choices == ("sum", "residual")
+    assert SearchConfig().output_modes() == ("sum", "concat", "residual")
+    assert SearchConfig.from_saved({}).outputs == ""  # a search.json from before the setting
+
+
+def test_outputs_given_as_a_list_in_a_config_file_are_one_clear_error():
+    from nas.search import SearchError, validate
+
+    with pytest.raises(SearchError, match="one comma-separated string"):
+        validate(SearchConfig(outputs=["residual"]))

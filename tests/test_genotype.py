@@ -107,3 +107,21 @@ def test_used_inputs_follow_ops_that_read_the_fast_pathway():
     space = SearchSpace(n_nodes=1)
     with pytest.raises(GenotypeError, match="nodes: this space has 1"):
         space.encode(copy_genotype())
+
+
+def test_a_space_narrowed_to_residual_outputs_proposes_and_accepts_only_those():
+    space = SearchSpace(outputs=("residual",))
+    rng = np.random.default_rng(0)
+    cells = [space.decode(space.sample_tokens(rng)) for _ in range(20)]
+    assert {g.output for g in cells} == {"residual"}
+    assert space.decode(space.encode(cells[0])) == cells[0]
+    assert space.num_genotypes * 3 == SearchSpace().num_genotypes
+    other = SearchSpace().sample(1)
+    summed = Genotype(other.alpha, other.beta, other.fusion, other.nodes, "sum")
+    with pytest.raises(GenotypeError, match="this space's outputs are \\['residual'\\]"):
+        space.encode(summed)
+    # given in any order, the choices keep the space's own order (tokens stay comparable)
+    assert SearchSpace(outputs=("residual", "sum")).outputs == ("sum", "residual")
+    for bad in ((), ("residul",)):
+        with pytest.raises(ValueError, match="choose among"):
+            SearchSpace(outputs=bad)

@@ -87,6 +87,7 @@ def test_the_search_reads_training_sequences_only(tmp_path):
     assert config.target_ratio == 0.4  # the search's default reward target
 
 
-def test_the_reward_target_can_be_the_tables_own(tmp_path):
-    args = payoff.parser().parse_args(["--data-root", str(tmp_path), "--target-ratio", "0.5"])
-    assert payoff.search_config(args).target_ratio == 0.5
+def test_the_reward_target_and_the_outputs_can_be_chosen(tmp_path):
+    argv = ["--data-root", str(tmp_path), "--target-ratio", "0.5", "--outputs", "residual"]
+    config = payoff.search_config(payoff.parser().parse_args(argv))
+    assert config.target_ratio == 0.5 and config.output_modes() == ("residual",)

@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
         (["--dataset", "davis", "--data-root", "/nonexistent/davis"], "does not exist"),
         (["--teacher", "/nonexistent/t.safetensors"], "does not exist"),
         (["--resume", "--out", "/nonexistent/run"], "search.json"),
+        (["--outputs", "residul"], "choose among sum,concat,residual"),
+        (["--outputs", ","], "unknown empty"),
     ],
 )
 def test_bad_input_fails_before_anything_starts(argv, message, capsys, tmp_path):
@@ -110,10 +112,14 @@ def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
 
 def test_a_diverging_child_is_recorded_as_failed_and_the_search_goes_on(ray_session, fresh_run):
     # rewarded by latency: the children get the run's table (else they fail another way)
-    config = tiny_search_config(max_children=3, child_lr=1e30, controller="random", cost="latency")
+    # and proposed from a space narrowed to residual cells (--outputs residual)
+    config = tiny_search_config(
+        max_children=3, child_lr=1e30, controller="random", cost="latency", outputs="residual"
+    )
     summary = run_search(config, fresh_run, parse_budget(config.budget))
     records = read_records(fresh_run / "trials.jsonl")
     assert summary["children"] == 3
+    assert all(r["genotype"]["output"] == "residual" for r in records)
     assert all(r["status"] == "failed" and r["reward"] is None for r in records)
     assert all("diverged" in (r["error"] or "") or "loss" in (r["error"] or "") for r in records)
     assert summary["front"] == {"gflops": 0, "latency": 0}  # failed children are on no front
