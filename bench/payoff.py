@@ -77,27 +77,34 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
     ).explicit()
 
 
-def run_search(args: argparse.Namespace, out: Path, log) -> list[dict]:
-    """Run (or resume) the search until it holds ``--children`` children; its records."""
-    from nas.budget import parse_budget
-    from nas.run import run_search as search
+def checked_search_config(args: argparse.Namespace, out: Path) -> SearchConfig:
+    """The search's settings, checked before anything trains: valid, and those of the search
+    ``out`` already holds (a rerun continues it unchanged)."""
     from nas.search import MAY_CHANGE_ON_RESUME, validate
 
     config = search_config(args)
     validate(config)
-    if (out / "search.json").is_file():  # a rerun continues the search it started, unchanged
+    if (out / "search.json").is_file():
         saved = SearchConfig.from_saved(read_json(out / "search.json"))
         differ = [
-            f.name
+            f"{f.name} (search: {getattr(saved, f.name)!r}, given: {getattr(config, f.name)!r})"
             for f in fields(SearchConfig)
             if f.name not in MAY_CHANGE_ON_RESUME
             and getattr(saved, f.name) != getattr(config, f.name)
         ]
         if differ:
             raise ValueError(
-                f"{out} holds a search with other settings ({', '.join(differ)} differ): rerun "
-                "with the settings it started with, or use another --out"
+                f"{out} holds a search with other settings: {'; '.join(differ)}. Rerun with "
+                "the settings it started with, or give another --out for a new search"
             )
+    return config
+
+
+def run_search(args: argparse.Namespace, config: SearchConfig, out: Path, log) -> list[dict]:
+    """Run (or resume) the search until it holds ``--children`` children; its records."""
+    from nas.budget import parse_budget
+    from nas.run import run_search as search
+
     done = read_records(out / "trials.jsonl")
     if len(done) < args.children:
         log(f"[payoff] search: {len(done)} of {args.children} children so far")
@@ -105,9 +112,10 @@ def run_search(args: argparse.Namespace, out: Path, log) -> list[dict]:
     return read_records(out / "trials.jsonl")
 
 
-def random_cells(k: int, seed: int) -> list[Genotype]:
-    """``k`` cells drawn uniformly from the search space (seeded: the same every run)."""
-    space = SearchSpace()
+def random_cells(k: int, seed: int, space: SearchSpace | None = None) -> list[Genotype]:
+    """``k`` cells drawn uniformly from the search's space (the full one by default; seeded:
+    the same every run)."""
+    space = space or SearchSpace()
     rng = np.random.default_rng(seed)
     return [space.decode(space.sample_tokens(rng)) for _ in range(k)]
 
@@ -220,6 +228,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_json(path: Path | None, rows: list[dict], check: dict | None, outcome) -> None:
+    """The table, its verdict and (once measured) the search-vs-payoff comparison."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json_text({"rows": rows, "targets": check, "search_vs_payoff": outcome}) + "\n"
+        )
+
+
 def parser() -> argparse.ArgumentParser:
     p = bench_parser("python -m bench.payoff", __doc__, "davis2016/")
     p.add_argument("--children", type=int, default=100, help="children of the PPO search")
@@ -239,7 +256,8 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=SearchConfig.target_ratio,
         help="the search reward's cost target, a share of the static GFLOPs (0.5: the table's "
-        "own <= 50%% target); a search folder keeps the one it started with",
+        "own <= 50%% target); a search folder refuses a value other than its own: give a new "
+        "--out for a new search",
     )
     p.add_argument(
         "--outputs",
@@ -291,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     random_args = seeded(args.random_seeds or args.seeds)
     try:
         reference = Genotype.load(args.reference)
+        config = checked_search_config(args, args.out / "search")
         torch.set_num_threads(args.threads)
         prep = real.prepare(
             protocols.PROTOCOLS["davis-unseen"],
@@ -302,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         unsup = args.unsupervised
         ref = score(prep, "reference", reference, real_args, log, unsup)  # static, copy early
-        records = run_search(args, args.out / "search", log)
+        records = run_search(args, config, args.out / "search", log)
         torch.set_num_threads(args.threads)  # Ray's session may have changed it
         best = top_records(args.out / "search", args.top)
         searched = [
@@ -312,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         # the random cells before search-2 and on: the targets need them, the rest is extra
         randoms = [
             score(prep, f"random-{i}", cell, random_args, log, unsup)
-            for i, cell in enumerate(random_cells(args.random, args.seed), 1)
+            for i, cell in enumerate(random_cells(args.random, args.seed, config.search_space()), 1)
         ]
         searched += [
             score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log, unsup)
@@ -336,24 +355,30 @@ def main(argv: list[str] | None = None) -> int:
         f"\nDAVIS-2016 unseen sequences ({', '.join(protocols.DAVIS_UNSEEN)}), {scoring} J&F "
         f"on non-key frames; search: {len(records)} children ({len(ok)} finished), trained on "
         f"8 sequences, children scored on {', '.join(protocols.DAVIS_HELD_IN)}; {args.seeds} video "
-        f"seeds a cell ({args.random_seeds or args.seeds} a random cell); "
+        f"seeds a cell ({args.random_seeds or args.seeds} a random cell)"
+        f"{'; search outputs: ' + config.outputs if config.outputs else ''}; "
         f"{time.time() - start:.0f} s\n{table(rows)}"
     )
     if check is not None:
         print(verdict(check))
-    outcome = None
-    if args.outcome:
-        search_dir = args.out / "search"
+    write_json(args.json, rows, check, None)  # kept whatever the comparison below does
+    if not args.outcome:
+        return 0
+    search_dir = args.out / "search"
+    try:
         outcome = search_outcome.measure(
             rows, search_dir, records, args.seed, args.workers, args.out / "held_in.jsonl"
         )
-        steps = search_outcome.run_config(search_dir).child_steps
-        print(search_outcome.report(outcome, steps, ", ".join(protocols.DAVIS_HELD_IN)))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json_text({"rows": rows, "targets": check, "search_vs_payoff": outcome}) + "\n"
+    except (FloatingPointError, ValueError, FileNotFoundError, OSError) as exc:
+        print(
+            f"error: the search-score-vs-payoff comparison failed ({exc}); the table above is "
+            f"kept{' in ' + str(args.json) if args.json else ''}, and a rerun redoes only the "
+            f"children missing from {args.out / 'held_in.jsonl'}",
+            file=sys.stderr,
         )
+        return 2
+    print(search_outcome.report(outcome, ", ".join(protocols.DAVIS_HELD_IN)))
+    write_json(args.json, rows, check, outcome)
     return 0
 
 

@@ -35,7 +35,8 @@ def held_in_jobs(rows: list[dict], run: Path, seed: int) -> list[Job]:
 
 def compare(rows: list[dict], held_in: list[float], copies: dict[int, float]) -> dict:
     """Per cell: held-in child quality and gain over copy, beside the table's unseen ones;
-    Spearman of each pair over the cells scored on both."""
+    Spearman of each pair over the cells scored on both (None under 3 cells, or where one
+    side does not vary), with the number of cells it is over."""
     cells = []
     for row, quality in zip(rows, held_in):
         copy = copies.get(int(row["alpha"]))
@@ -52,23 +53,31 @@ def compare(rows: list[dict], held_in: list[float], copies: dict[int, float]) ->
             }
         )
 
-    def rho(a: str, b: str) -> float | None:
+    def rho(a: str, b: str) -> tuple[float | None, int]:
         both = [(c[a], c[b]) for c in cells if c[a] is not None and c[b] is not None]
-        return spearman(*zip(*both)) if len(both) >= 3 else None
+        if len(both) < 3 or any(len(set(side)) < 2 for side in zip(*both)):
+            return None, len(both)
+        return spearman(*zip(*both)), len(both)
 
+    (quality, n_quality), (gain, n_gain) = (
+        rho("held_in", "unseen"),
+        rho("held_in_minus_copy", "unseen_minus_copy"),
+    )
     return {
         "cells": cells,
-        "spearman_quality": rho("held_in", "unseen"),
-        "spearman_minus_copy": rho("held_in_minus_copy", "unseen_minus_copy"),
+        "spearman_quality": quality,
+        "spearman_quality_cells": n_quality,
+        "spearman_minus_copy": gain,
+        "spearman_minus_copy_cells": n_gain,
     }
 
 
-def report(result: dict, steps: int, held_in_names: str) -> str:
+def report(result: dict, held_in_names: str) -> str:
     """The comparison as printed: a row a cell, then the two rank correlations."""
     head = f"{'cell':<10} {'alpha':>5} {'held-in':>8} {'- copy':>8} {'unseen':>8} {'- copy':>8}"
     lines = [
-        f"search score vs payoff: {steps}-step child on the held-in {held_in_names} (fg/bg "
-        "mIoU) vs 4-epoch video training on the unseen sequences (J&F)",
+        f"search score vs payoff: {result['steps']}-step child on the held-in {held_in_names} "
+        "(fg/bg mIoU) vs 4-epoch video training on the unseen sequences (J&F)",
         head,
         "-" * len(head),
     ]
@@ -78,10 +87,11 @@ def report(result: dict, steps: int, held_in_names: str) -> str:
             f"{figure(c['held_in_minus_copy'], '+.4f'):>8} {figure(c['unseen']):>8} "
             f"{figure(c['unseen_minus_copy'], '+.4f'):>8}"
         )
-    n = len(result["cells"])
     lines.append(
-        f"Spearman over {n} cells: quality {figure(result['spearman_quality'], '.3f')}, "
-        f"gain over copy {figure(result['spearman_minus_copy'], '.3f')}"
+        f"Spearman: quality {figure(result['spearman_quality'], '.3f')} over "
+        f"{result['spearman_quality_cells']} cells, gain over copy "
+        f"{figure(result['spearman_minus_copy'], '.3f')} over "
+        f"{result['spearman_minus_copy_cells']} cells"
     )
     return "\n".join(lines)
 
@@ -90,5 +100,7 @@ def measure(
     rows: list[dict], run: Path, records: list[dict], seed: int, workers: int, done: Path
 ) -> dict:
     """Train (or read back from ``done``) each row's held-in child and compare."""
-    qualities = run_jobs(held_in_jobs(rows, run, seed), workers, done)
-    return compare(rows, qualities, held_in_copy(records))
+    jobs = held_in_jobs(rows, run, seed)
+    qualities = run_jobs(jobs, workers, done)
+    steps = jobs[0][2] if jobs else run_config(run).child_steps
+    return {**compare(rows, qualities, held_in_copy(records)), "steps": steps}

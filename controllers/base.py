@@ -75,8 +75,18 @@ def effective_reward(reward: float, status: str, failure_reward: float) -> float
 
 
 def space_signature(space: SearchSpace) -> dict[str, Any]:
-    """What a saved state must agree on with the space it is loaded into."""
-    return {"version": space.version, "n_nodes": space.n_nodes, "ops": list(space.ops)}
+    """What a saved state must agree on with the space it is loaded into (the outputs only
+    when narrowed, so that states saved before they could be are read as they were)."""
+    from search_spaces.genotype import OUTPUT_MODES
+
+    signature: dict[str, Any] = {
+        "version": space.version,
+        "n_nodes": space.n_nodes,
+        "ops": list(space.ops),
+    }
+    if space.outputs != OUTPUT_MODES:
+        signature["outputs"] = list(space.outputs)
+    return signature
 
 
 class Controller:

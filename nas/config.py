@@ -224,6 +224,7 @@ class SearchConfig:
     {"batch_size": 5}."""
 
     def __post_init__(self) -> None:
+        self.outputs = normalised_outputs(self.outputs)
         if self.ppo:
             from controllers.ppo import PPOConfig
 
@@ -262,10 +263,22 @@ class SearchConfig:
         )
 
     def output_modes(self) -> tuple[str, ...]:
-        """The output kinds of the search space, in the space's own order."""
+        """The output kinds of the search space, in the space's own order; ValueError
+        naming an unknown one."""
         from search_spaces.genotype import OUTPUT_MODES
 
+        if not isinstance(self.outputs, str):
+            raise ValueError(
+                f"outputs is {self.outputs!r}: give the output kinds as one comma-separated "
+                "string, e.g. outputs: residual or outputs: sum,residual"
+            )
         asked = [m.strip() for m in self.outputs.split(",") if m.strip()]
+        unknown = [m for m in asked if m not in OUTPUT_MODES]
+        if unknown or (self.outputs.strip() and not asked):
+            raise ValueError(
+                f"outputs {self.outputs!r}: unknown {unknown or 'empty'}; choose among "
+                f"{','.join(OUTPUT_MODES)}, e.g. --outputs residual"
+            )
         return tuple(m for m in OUTPUT_MODES if m in asked) if asked else OUTPUT_MODES
 
     def search_space(self):
@@ -343,6 +356,20 @@ class SearchConfig:
             if data.get(name) is not None:
                 data[name] = parse_resolution(data[name])
         return cls(**data)
+
+
+def normalised_outputs(outputs: Any) -> Any:
+    """One spelling per set of output kinds, so a resume compares sets, not strings: the
+    space's order, and "" for all of them (as a search.json from before the setting reads).
+    A value that names an unknown kind is kept as given, for validation to name it."""
+    from search_spaces.genotype import OUTPUT_MODES
+
+    if not isinstance(outputs, str):
+        return outputs
+    asked = {m.strip() for m in outputs.split(",") if m.strip()}
+    if not asked or asked - set(OUTPUT_MODES):
+        return outputs if outputs.strip() else ""
+    return "" if asked == set(OUTPUT_MODES) else ",".join(m for m in OUTPUT_MODES if m in asked)
 
 
 RESOLUTIONS = ("resolution", "deploy_resolution")

@@ -252,6 +252,8 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
         )
         for line in budget_lines(budget, gpus, gpus_per_child, workers):
             _log(line)
+        if config.outputs:
+            _log(f"[search] the cells' outputs: {config.outputs} only (--outputs)")
         if url:
             _log(dashboard_line(url))
         run_log = RunLog(out, warn=_log)

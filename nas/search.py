@@ -296,20 +296,10 @@ def validate(config: SearchConfig) -> Budget:
                 f"data root {config.data_root} does not exist: give the folder "
                 f"holding the {config.dataset} dataset"
             )
-    from search_spaces.genotype import OUTPUT_MODES
-
-    if not isinstance(config.outputs, str):
-        raise SearchError(
-            f"outputs is {config.outputs!r}: give the output kinds as one comma-separated "
-            "string, e.g. outputs: residual or outputs: sum,residual"
-        )
-    asked = [m.strip() for m in config.outputs.split(",") if m.strip()]
-    unknown = [m for m in asked if m not in OUTPUT_MODES]
-    if unknown or (config.outputs and not asked):
-        raise SearchError(
-            f"--outputs {config.outputs!r}: unknown {unknown or 'empty'}; choose among "
-            f"{','.join(OUTPUT_MODES)}, e.g. --outputs residual"
-        )
+    try:
+        config.output_modes()
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
     if config.controller not in CONTROLLERS:
         raise SearchError(f"unknown controller {config.controller!r}; known: {CONTROLLERS}")
     if config.teacher and not Path(config.teacher).is_file():

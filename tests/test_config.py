@@ -63,3 +63,24 @@ def test_outputs_given_as_a_list_in_a_config_file_are_one_clear_error():
 
     with pytest.raises(SearchError, match="one comma-separated string"):
         validate(SearchConfig(outputs=["residual"]))
+
+
+def test_one_spelling_per_output_set_so_a_resume_compares_sets():
+    assert SearchConfig(outputs=" residual , sum").outputs == "sum,residual"
+    assert SearchConfig(outputs="residual,sum,concat").outputs == ""  # all: as before the setting
+    assert SearchConfig(outputs="residul").outputs == "residul"  # kept for validate to name
+
+
+def test_a_resume_refuses_other_outputs(tmp_path):
+    from nas.checkpoint import json_text
+    from nas.search import SearchError, resumed_config
+
+    saved = SearchConfig().to_dict()
+    del saved["outputs"]  # a search.json from before the setting
+    (tmp_path / "search.json").write_text(json_text(saved))
+    parse = build_parser().parse_args
+    assert resumed_config(parse(["--resume", "--out", str(tmp_path)])).outputs == ""
+    same = ["--resume", "--out", str(tmp_path), "--outputs", "concat,sum,residual"]
+    assert resumed_config(parse(same)).outputs == ""
+    with pytest.raises(SearchError, match="--outputs"):
+        resumed_config(parse(["--resume", "--out", str(tmp_path), "--outputs", "residual"]))

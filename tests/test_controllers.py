@@ -225,6 +225,19 @@ def test_state_from_another_controller_is_refused():
         build("random").load_state_dict(build("evolution").state_dict())
 
 
+@pytest.mark.parametrize("name", ["random", "ppo"])
+def test_a_state_saved_on_another_output_set_is_refused(name):
+    narrow = make_controller(name, SearchSpace(outputs=("residual",)), 0, **FAST[name])
+    narrow.ask()  # a pending proposal whose tokens mean other cells in the full space
+    with pytest.raises(ValueError, match="state is for space"):
+        build(name).load_state_dict(narrow.state_dict())
+    with pytest.raises(ValueError, match="state is for space"):
+        narrow.load_state_dict(build(name).state_dict())
+    again = make_controller(name, SearchSpace(outputs=("residual",)), 0, **FAST[name])
+    again.load_state_dict(json.loads(json.dumps(narrow.state_dict())))
+    assert [p.genotype.output for p in again.pending.values()] == ["residual"]
+
+
 def test_evolution_mutates_one_decision_of_a_population_member():
     evo = build("evolution")  # P = 6, S = 3
     reward_fn = Surrogate(SPACE, 0)

@@ -91,3 +91,36 @@ def test_the_reward_target_and_the_outputs_can_be_chosen(tmp_path):
     argv = ["--data-root", str(tmp_path), "--target-ratio", "0.5", "--outputs", "residual"]
     config = payoff.search_config(payoff.parser().parse_args(argv))
     assert config.target_ratio == 0.5 and config.output_modes() == ("residual",)
+
+
+def test_a_folder_holding_another_search_is_refused_before_anything_trains(tmp_path, monkeypatch):
+
+    (tmp_path / "davis2016").mkdir()
+    args = payoff.parser().parse_args(["--data-root", str(tmp_path), "--target-ratio", "0.5"])
+    out = tmp_path / "search"
+    out.mkdir()
+    saved = payoff.search_config(payoff.parser().parse_args(["--data-root", str(tmp_path)]))
+    (out / "search.json").write_text(json_text(saved.to_dict()))
+    with pytest.raises(ValueError, match="target_ratio \\(search: 0.4, given: 0.5\\)"):
+        payoff.checked_search_config(args, out)
+    assert (
+        payoff.checked_search_config(
+            payoff.parser().parse_args(["--data-root", str(tmp_path)]), out
+        )
+        == saved
+    )
+    with pytest.raises(payoff.SearchError, match="choose among"):
+        bad = payoff.parser().parse_args(["--data-root", str(tmp_path), "--outputs", "residul"])
+        payoff.checked_search_config(bad, tmp_path / "new")
+    # main checks it before the teacher: a prepare that would train fails the test
+    monkeypatch.setattr(payoff.real, "prepare", lambda *a, **k: pytest.fail("trained first"))
+    argv = ["--data-root", str(tmp_path), "--out", str(tmp_path), "--target-ratio", "0.5"]
+    assert payoff.main(argv) == 2
+
+
+def test_random_cells_come_from_the_searchs_space():
+    from search_spaces.space import SearchSpace
+
+    cells = payoff.random_cells(5, seed=0, space=SearchSpace(outputs=("residual",)))
+    assert {g.output for g in cells} == {"residual"}
+    assert payoff.random_cells(3, seed=0, space=SearchSpace()) == payoff.random_cells(3, seed=0)

@@ -53,9 +53,19 @@ def test_unreadable_lines_are_skipped(tmp_path, line):
     assert proxy.read_done(path) == {"ok": 0.25}
 
 
-def test_children_in_spawned_processes_train_and_are_kept(prepared_run, tmp_path):
+def test_children_in_spawned_processes_train_and_are_kept(prepared_run, tmp_path, monkeypatch):
     # bench.payoff calls this after Ray and torch's threads ran in its process: spawned
     # workers, not forked ones
+    import multiprocessing
+
+    asked = []
+    real_context = multiprocessing.get_context
+
+    def recording(method=None):
+        asked.append(method)
+        return real_context(method)
+
+    monkeypatch.setattr(multiprocessing, "get_context", recording)
     space = SearchSpace()
     rng = np.random.default_rng(0)
     genotypes = [space.decode(space.sample_tokens(rng)).to_dict() for _ in range(2)]
@@ -64,3 +74,4 @@ def test_children_in_spawned_processes_train_and_are_kept(prepared_run, tmp_path
     qualities = proxy.run_jobs(jobs, 2, done)
     assert len(qualities) == 2 and all(0.0 <= q <= 1.0 for q in qualities)
     assert len(done.read_text().splitlines()) == 2
+    assert asked == ["spawn"]

@@ -35,9 +35,9 @@ def test_a_search_that_ranks_gains_backwards_shows_a_negative_correlation():
     assert gains == pytest.approx([0.05, 0.00, 0.03, 0.10])
     assert result["spearman_minus_copy"] == pytest.approx(-1.0)
     assert result["spearman_quality"] is not None
-    text = search_outcome.report(result, 80, "hockey, surf")
+    text = search_outcome.report({**result, "steps": 80}, "hockey, surf")
     assert "search-1" in text and "+0.0500" in text and "80-step child" in text
-    assert "Spearman over 4 cells" in text
+    assert "gain over copy -1.000 over 4 cells" in text
     json.loads(json_text(result))
 
 
@@ -47,19 +47,26 @@ def test_too_few_cells_or_an_unknown_copy_give_no_correlation():
     assert result["cells"][1]["held_in_minus_copy"] is None
     assert result["cells"][1]["unseen_minus_copy"] is None
     assert result["spearman_quality"] is None and result["spearman_minus_copy"] is None
-    assert "n/a" in search_outcome.report(result, 80, "hockey, surf")
+    assert "n/a over 1 cells" in search_outcome.report({**result, "steps": 80}, "hockey, surf")
 
 
-def test_each_row_is_one_child_with_the_runs_own_steps_and_one_seed(prepared_run):
+def test_a_side_that_does_not_vary_gives_no_correlation():
+    rows = [row(f"random-{i}", 8, q, 0.42) for i, q in enumerate((0.43, 0.44, 0.45))]
+    result = search_outcome.compare(rows, [0.6, 0.6, 0.6], {8: 0.5})
+    assert result["spearman_quality"] is None and result["spearman_quality_cells"] == 3
+
+
+def test_each_row_is_one_child_with_the_runs_own_steps_and_one_seed(tmp_path):
+    from nas.config import SearchConfig
+
+    (tmp_path / "search.json").write_text(json_text(SearchConfig(child_steps=7).to_dict()))
     rows = [
         {**row("search-1", 2, 0.5, 0.4), "genotype": {"alpha": 2}},
         {**row("random-1", 4, 0.5, 0.4), "genotype": {"alpha": 4}},
     ]
-    jobs = search_outcome.held_in_jobs(rows, prepared_run, seed=3)
-    steps = search_outcome.run_config(prepared_run).child_steps
-    assert jobs == [
-        (str(prepared_run), {"alpha": 2}, steps, 3),
-        (str(prepared_run), {"alpha": 4}, steps, 3),
+    assert search_outcome.held_in_jobs(rows, tmp_path, seed=3) == [
+        (str(tmp_path), {"alpha": 2}, 7, 3),
+        (str(tmp_path), {"alpha": 4}, 7, 3),
     ]
 
 
