@@ -73,3 +73,10 @@ def test_each_row_is_one_child_with_the_runs_own_steps_and_one_seed(tmp_path):
 def test_the_payoff_bench_runs_the_comparison_unless_told_not_to(tmp_path):
     assert payoff.parser().parse_args(["--data-root", str(tmp_path)]).outcome
     assert not payoff.parser().parse_args(["--no-outcome"]).outcome
+
+
+def test_the_child_metric_bench_skips_without_a_payoff_table(tmp_path, capsys):
+    from bench import child_metric
+
+    assert child_metric.main(["--payoff", str(tmp_path / "none.json"), "--run", str(tmp_path)]) == 0
+    assert "skipped: needs" in capsys.readouterr().out
