@@ -17,26 +17,19 @@ import json
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
+from bench import search_outcome
 from bench.cli import REPO
 from bench.stats import figure, spearman
 
 
-def child_scores(job: tuple[str, dict, int]) -> dict:
+def child_scores(job: tuple[str, dict, int, int]) -> dict:
     """One child trained as the run's children are; its and copy's quality both ways."""
-    import torch
-
     import nas.child as child_module
-    from bench.proxy import run_config
+    from bench.proxy import make_child
     from evaluation.metrics import ConfusionMatrix
-    from nas.cache import FeatureCache
-    from search_spaces.genotype import Genotype
 
-    run, genotype, seed = job
-    torch.set_num_threads(1)
-    run_path = Path(run)
     kept: list[ConfusionMatrix] = []
 
     class Recorded(ConfusionMatrix):  # evaluate() builds child, copy, static in that order
@@ -44,16 +37,8 @@ def child_scores(job: tuple[str, dict, int]) -> dict:
             super().__init__(*args, **kwargs)
             kept.append(self)
 
-    child_module.ConfusionMatrix = Recorded
-    child = child_module.ChildRun(
-        Genotype.from_dict(genotype),
-        run_path / "teacher",
-        FeatureCache(run_path / "cache" / "train"),
-        FeatureCache(run_path / "cache" / "val"),
-        replace(run_config(run_path).child_config(), rounds=1),
-        seed=seed,
-    )
-    child.run(lambda r: None)
+    child_module.ConfusionMatrix = Recorded  # in this spawned worker only
+    make_child(job).run(lambda r: None)
     cell, copy, static = kept[-3:]
     return {
         "miou": cell.miou(),
@@ -76,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: needs {args.payoff} (bench.payoff --json) and its search's cache")
         return 0
     rows = json.loads(args.payoff.read_text())["rows"]
-    jobs = [(str(args.run), r["genotype"], 0) for r in rows]
+    jobs = search_outcome.held_in_jobs(rows, args.run, seed=0)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         scores = list(pool.map(child_scores, jobs))

@@ -42,18 +42,19 @@ def run_config(run: Path):
     return SearchConfig.from_saved(read_json(saved)) if saved.is_file() else SearchConfig()
 
 
-def child_quality(args: Job) -> float:
-    """A child trained as the run's children are, for ``steps`` steps, scored once at the end."""
+def make_child(job: Job):
+    """The job's child (nas.child.ChildRun), set up as the run's children are, to train for
+    the job's steps and be scored once at the end."""
     import torch
 
     from nas.cache import FeatureCache
     from nas.child import ChildRun
     from search_spaces.genotype import Genotype
 
-    run, genotype, steps, seed = args
+    run, genotype, steps, seed = job
     torch.set_num_threads(1)
     run = Path(run)
-    child = ChildRun(
+    return ChildRun(
         Genotype.from_dict(genotype),
         run / "teacher",
         FeatureCache(run / "cache" / "train"),
@@ -61,7 +62,11 @@ def child_quality(args: Job) -> float:
         replace(run_config(run).child_config(), steps=steps, rounds=1),
         seed=seed,
     )
-    return child.run(lambda r: None)["quality"]
+
+
+def child_quality(job: Job) -> float:
+    """A child trained as the run's children are, for ``steps`` steps, scored once at the end."""
+    return make_child(job).run(lambda r: None)["quality"]
 
 
 def job_key(job: Job) -> str:

@@ -272,7 +272,7 @@ class SearchConfig:
                 f"outputs is {self.outputs!r}: give the output kinds as one comma-separated "
                 "string, e.g. outputs: residual or outputs: sum,residual"
             )
-        asked = [m.strip() for m in self.outputs.split(",") if m.strip()]
+        asked = output_names(self.outputs)
         unknown = [m for m in asked if m not in OUTPUT_MODES]
         if unknown or (self.outputs.strip() and not asked):
             raise ValueError(
@@ -358,6 +358,11 @@ class SearchConfig:
         return cls(**data)
 
 
+def output_names(outputs: str) -> list[str]:
+    """The names in a comma-separated ``outputs`` setting, blanks dropped."""
+    return [m.strip() for m in outputs.split(",") if m.strip()]
+
+
 def normalised_outputs(outputs: Any) -> Any:
     """One spelling per set of output kinds, so a resume compares sets, not strings: the
     space's order, and "" for all of them (as a search.json from before the setting reads).
@@ -366,7 +371,7 @@ def normalised_outputs(outputs: Any) -> Any:
 
     if not isinstance(outputs, str):
         return outputs
-    asked = {m.strip() for m in outputs.split(",") if m.strip()}
+    asked = set(output_names(outputs))
     if not asked or asked - set(OUTPUT_MODES):
         return outputs if outputs.strip() else ""
     return "" if asked == set(OUTPUT_MODES) else ",".join(m for m in OUTPUT_MODES if m in asked)
