@@ -61,17 +61,19 @@ from nas.data import num_classes
 from nas.data.clip import Clip
 from nas.models.backbones import BACKBONES, check_pretrained
 from nas.models.config import NetConfig
-from nas.retrain import add_step_head_flag, fingerprint, retrain_cell
+from nas.retrain import add_video_net_flags, fingerprint, retrain_cell
 from nas.teacher import ensure_teacher
 from nas.train_utils import ResumeError, pick_device
 from search_spaces.genotype import Genotype, GenotypeError
 
 
-def cell_tag(genotype: Genotype, step_head: str = "own") -> str:
-    """A short name of the cell (and of its non-key head when it is the key head), so that
-    benching another cell never meets this one's checkpoints."""
+def cell_tag(genotype: Genotype, step_head: str = "own", fast_encoder: str = "train") -> str:
+    """A short name of the cell (and of its non-key head when it is the key head, of its fast
+    encoder when frozen), so that benching another cell never meets this one's checkpoints."""
     tag = content_key(genotype.to_dict())[:8]
-    return tag if step_head == "own" else f"{tag}-{step_head}head"
+    if step_head != "own":
+        tag += f"-{step_head}head"
+    return tag if fast_encoder == "train" else f"{tag}-{fast_encoder}fast"
 
 
 @dataclass
@@ -192,10 +194,12 @@ def train_and_score(
         online_steps=args.online_steps,
         seed=seed,
         step_head=args.step_head,
+        fast_encoder=args.fast_encoder,
     )
     # named by the teacher too: a retrained teacher never meets the runs of the one before
     teacher = prep.meta["key"][:6]
-    run_dir = prep.out / f"alpha{cell.alpha}-{cell_tag(cell, cfg.step_head)}-t{teacher}-seed{seed}"
+    tag = cell_tag(cell, cfg.step_head, cfg.fast_encoder)
+    run_dir = prep.out / f"alpha{cell.alpha}-{tag}-t{teacher}-seed{seed}"
     log(f"[bench] alpha {cell.alpha}, video training seed {seed} ({cfg.step_head} non-key head)")
     _, report = retrain_cell(
         cell,
@@ -344,7 +348,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--frames-per-step", type=int, default=8, help="windows x alpha")
     p.add_argument("--lr", type=float, default=RetrainConfig.lr)
     p.add_argument("--online-steps", type=int, default=RetrainConfig.online_steps)
-    add_step_head_flag(p)
+    add_video_net_flags(p)
     p.add_argument(
         "--validate",
         action="store_true",

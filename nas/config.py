@@ -15,6 +15,7 @@ from nas.models.config import NetConfig
 from nas.reward import RewardConfig
 
 STEP_HEADS = ("own", "key")
+FAST_ENCODERS = ("train", "frozen")
 COSTS = ("gflops", "latency")
 """What the reward's cost term reads: per-frame GFLOPs, or per-frame milliseconds predicted
 from the run's latency table."""
@@ -125,10 +126,17 @@ class RetrainConfig:
     """Non-key head: "own" (starts as the key head, trained with the cell, fine-tuned on its
     own online) or "key" (the key head itself: frozen in training, so the cell must produce
     features the teacher's head reads, and fine-tuned online once for both kinds of frame)."""
+    fast_encoder: str = "train"
+    """The fast pathway's encoder: "train" (from the distilled one, end to end with the cell)
+    or "frozen" (the distilled encoder as is, in eval mode, as a search child has it)."""
 
     def __post_init__(self) -> None:
         if self.step_head not in STEP_HEADS:
             raise ValueError(f"step_head must be one of {STEP_HEADS}, got {self.step_head!r}")
+        if self.fast_encoder not in FAST_ENCODERS:
+            raise ValueError(
+                f"fast_encoder must be one of {FAST_ENCODERS}, got {self.fast_encoder!r}"
+            )
 
 
 @dataclass

@@ -33,6 +33,7 @@ import torch
 from nas.cellfile import read_cell
 from nas.checkpoint import json_safe
 from nas.config import (
+    FAST_ENCODERS,
     STEP_HEADS,
     RetrainConfig,
     TeacherConfig,
@@ -98,7 +99,12 @@ def retrain_cell(
     torch.manual_seed(cfg.seed)
     net = (
         TeacherFolder(teacher_dir)
-        .video_net(genotype, meta, train_step_head=cfg.step_head == "own")
+        .video_net(
+            genotype,
+            meta,
+            train_fast_encoder=cfg.fast_encoder == "train",
+            train_step_head=cfg.step_head == "own",
+        )
         .to(device)
     )
     sampler = WindowSampler(train, cfg.clip_len, tuple(train[0].frames.shape[1:3]), cfg.scale)
@@ -112,13 +118,20 @@ def retrain_cell(
 
 
 # ---- the command ---------------------------------------------------------------------------
-def add_step_head_flag(p: argparse.ArgumentParser) -> None:
-    """``--step-head``, shared with bench.real."""
+def add_video_net_flags(p: argparse.ArgumentParser) -> None:
+    """``--step-head`` and ``--fast-encoder``, shared with bench.real."""
     p.add_argument(
         "--step-head",
         choices=STEP_HEADS,
         default=RetrainConfig.step_head,
         help="non-key head: own (trained with the cell) or key (the frozen key head itself)",
+    )
+    p.add_argument(
+        "--fast-encoder",
+        choices=FAST_ENCODERS,
+        default=RetrainConfig.fast_encoder,
+        help="the fast pathway's encoder: train (end to end with the cell, from the distilled "
+        "one) or frozen (the distilled one as is, as a search child has it)",
     )
 
 
@@ -207,7 +220,7 @@ def parser() -> argparse.ArgumentParser:
         default=RetrainConfig.online_steps,
         help="DAVIS: head fine-tuning steps on each sequence's first frame",
     )
-    add_step_head_flag(p)
+    add_video_net_flags(p)
     p.add_argument(
         "--davis-protocol",
         choices=("semi", "unsupervised"),
@@ -315,6 +328,7 @@ def run(args: argparse.Namespace, log: Log) -> dict:
         online_steps=args.online_steps,
         seed=args.seed,
         step_head=args.step_head,
+        fast_encoder=args.fast_encoder,
     )
     device = pick_device(args.device)
     root = args.data_root if args.dataset != "synthetic" else None

@@ -78,8 +78,11 @@ def online_finetune(
     """A copy of ``net`` whose key and non-key heads are fine-tuned on a sequence's first
     frame and its given mask (and the mirror image): how semi-supervised VOS uses the
     first-frame annotation (OSVOS-style, as the SlowFast-for-VOS study). The backbone, fast
-    pathway and cell are left as trained. An own non-key head learns from the cell's output
-    on frame 0 read as its own successor; with ``step_head`` "key" the key head is
+    pathway and cell are left as trained. An own non-key head learns from the cell's outputs
+    on frame 0 held still for alpha - 1 steps: the states a non-key frame meets (1 to alpha - 1
+    frames in the fast pathway's buffer), each with the mask exact since the frame does not
+    change (frame 0 read once as its own successor showed the head only the one-frame
+    buffer, unlike the frames it then serves). With ``step_head`` "key" the key head is
     fine-tuned alone and serves non-key frames too."""
     net = copy.deepcopy(net).eval()
     x = to_tensor(np.stack([frame, frame[:, ::-1]]), device)
@@ -88,18 +91,24 @@ def online_finetune(
         z = net.slow.normalize(x)
         slow = net.slow.neck(net.slow.backbone(z))
         fast = net.fast.encoder(z) if net.fast is not None else None
-        pairs = [(net.slow.head, slow)]
+        pairs = [(net.slow.head, slow, y)]
         if step_head == "own":
             _, state = net.key_from_features(slow, fast)
-            pairs.append((net.step_head, net.cell_features(fast, state)[0]))
-    params = [p for head, _ in pairs for p in head.parameters()]
+            held = []
+            for _ in range(net.alpha - 1):
+                d_hat, state = net.cell_features(fast, state)
+                held.append(d_hat)
+            pairs.append((net.step_head, torch.cat(held), y.repeat(len(held), 1, 1)))
+    params = [p for head, _, _ in pairs for p in head.parameters()]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=lr)
     for _ in range(steps):
         loss = sum(
-            F.cross_entropy(upsample_logits(head(feat), y.shape[-2:]), y, ignore_index=IGNORE_INDEX)
-            for head, feat in pairs
+            F.cross_entropy(
+                upsample_logits(head(feat), target.shape[-2:]), target, ignore_index=IGNORE_INDEX
+            )
+            for head, feat, target in pairs
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()

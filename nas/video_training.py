@@ -43,18 +43,20 @@ Log = Callable[[str], None]
 
 def frozen_parts(net: VideoSegNet) -> list[torch.nn.Module]:
     """The parts that do not train (the slow pathway; the non-key head when it is the key
-    head): kept in eval mode so their BatchNorm statistics stay the teacher's."""
-    parts = (net.slow, net.step_head)
+    head; a frozen fast encoder): kept in eval mode so their BatchNorm statistics stay the
+    teacher's."""
+    parts = (net.slow, net.step_head) + (() if net.fast is None else (net.fast.encoder,))
     return [m for m in parts if not any(p.requires_grad for p in m.parameters())]
 
 
 def run_identity(genotype: Genotype, data: dict, teacher_key: str, cfg: RetrainConfig) -> dict:
     """What a resumed run must share with the run that saved the checkpoint (the number of
-    epochs may grow). The default non-key head is left out, so runs saved before
-    ``step_head`` existed still resume."""
+    epochs may grow). The default non-key head and fast encoder are left out, so runs saved
+    before ``step_head`` or ``fast_encoder`` existed still resume."""
     config = {**asdict(cfg), "epochs": None}
-    if cfg.step_head == "own":
-        del config["step_head"]
+    for key, default in (("step_head", "own"), ("fast_encoder", "train")):
+        if config[key] == default:
+            del config[key]
     return json_safe(
         {"genotype": genotype.to_dict(), "data": data, "teacher": teacher_key, "config": config}
     )

@@ -13,6 +13,7 @@ import torch
 from nas.cellfile import build_from_cell
 from nas.checkpoint import load_weights, read_json
 from nas.config import RetrainConfig
+from nas.data.clip import to_tensor
 from nas.models.config import NetConfig
 from nas.models.heads import upsample_logits
 from nas.models.video import VideoSegNet
@@ -202,6 +203,48 @@ def test_a_key_step_head_is_the_key_head_in_training_and_online(tmp_path):
         tuned.slow.head.state_dict()["classifier.weight"], before["classifier.weight"]
     )
     assert not heads_equal(online_finetune(net, frame, mask, 3, 1e-2, cpu, "own"))
+
+
+def test_the_own_step_head_is_fine_tuned_on_every_buffer_depth(one_epoch):
+    """Online, the non-key head learns from the cell's outputs on frame 0 held still for
+    alpha - 1 steps (1 to alpha - 1 frames in the fast buffer), not from one step only."""
+    net, _ = build_from_cell(one_epoch / "cell" / "cell.json")
+    net.eval()
+    assert net.alpha >= 3 and net.genotype.fusion == "time_to_channel"
+    frame = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((32, 32), np.int64)
+    mask[4:20, 6:24] = 1
+    seen: list[torch.Tensor] = []
+    net.step_head.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    online_finetune(net, frame, mask, 1, 1e-2, torch.device("cpu"), "own")
+    with torch.no_grad():
+        z = net.slow.normalize(to_tensor(np.stack([frame, frame[:, ::-1]]), "cpu"))
+        fast = net.fast.encoder(z)
+        _, state = net.key_from_features(net.slow.neck(net.slow.backbone(z)), fast)
+        held = []
+        for _ in range(net.alpha - 1):
+            d_hat, state = net.cell_features(fast, state)
+            held.append(d_hat)
+    torch.testing.assert_close(seen[0], torch.cat(held))
+    assert not torch.allclose(held[0], held[-1])  # the buffer's depth changes the cell's output
+
+
+def test_a_frozen_fast_encoder_stays_the_distilled_one(one_epoch, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(one_epoch / "teacher", out / "teacher")
+    args = ["--cell", str(CELL), "--out", str(out), "--epochs", "1", "--fast-encoder", "frozen"]
+    assert main([*args, *SYNTHETIC, *TINY]) == 0
+    frozen = load_weights(out / "train" / "epoch_1.safetensors")
+    trained = load_weights(one_epoch / "train" / "epoch_1.safetensors")
+    distilled = {
+        k: v for k, v in frozen.items() if k.startswith("fast.encoder.") and v.is_floating_point()
+    }
+    assert distilled
+    beta = Genotype.load(CELL).beta.replace("/", "_")
+    teacher_fast = load_weights(out / "teacher" / f"fast_{beta}.safetensors")
+    for key, value in distilled.items():
+        torch.testing.assert_close(value, teacher_fast[key.removeprefix("fast.")])
+    assert any(not torch.equal(v, trained[k]) for k, v in distilled.items())
 
 
 def test_an_unknown_step_head_is_refused():
