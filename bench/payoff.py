@@ -47,7 +47,7 @@ from bench.cli import (
 )
 from bench.stats import figure
 from nas.checkpoint import json_text, read_json
-from nas.config import SearchConfig, resolution_arg
+from nas.config import FAST_ENCODERS, RetrainConfig, SearchConfig, resolution_arg
 from nas.export import top_records
 from nas.records import read_records
 from nas.run_lock import RunBusyError
@@ -265,6 +265,13 @@ def parser() -> argparse.ArgumentParser:
         help="output kinds the search's cells may have (nas.search --outputs; default all), "
         "e.g. residual",
     )
+    p.add_argument(
+        "--fast-encoder",
+        choices=FAST_ENCODERS,
+        default=RetrainConfig.fast_encoder,
+        help="the video trainings' fast encoder (nas.retrain --fast-encoder); each mode has "
+        "its own trainings",
+    )
     p.add_argument("--davis-size", type=resolution_arg, default=(240, 427))
     p.add_argument("--reference", type=Path, default=REPO / "docs" / "cell.json")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "payoff")
@@ -302,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def seeded(seeds: int) -> argparse.Namespace:
         return real.parser().parse_args(
-            ["--seeds", str(seeds), "--seed", str(args.seed), "--threads", str(args.threads)]
+            [
+                *("--seeds", str(seeds), "--seed", str(args.seed), "--threads", str(args.threads)),
+                *("--fast-encoder", args.fast_encoder),
+            ]
         )
 
     real_args = seeded(args.seeds)
@@ -356,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         f"on non-key frames; search: {len(records)} children ({len(ok)} finished), trained on "
         f"8 sequences, children scored on {', '.join(protocols.DAVIS_HELD_IN)}; {args.seeds} video "
         f"seeds a cell ({args.random_seeds or args.seeds} a random cell)"
-        f"{'; search outputs: ' + config.outputs if config.outputs else ''}; "
+        f"{'; search outputs: ' + config.outputs if config.outputs else ''}"
+        f"{'; fast encoder: ' + args.fast_encoder if args.fast_encoder != 'train' else ''}; "
         f"{time.time() - start:.0f} s\n{table(rows)}"
     )
     if check is not None:

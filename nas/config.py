@@ -15,7 +15,7 @@ from nas.models.config import NetConfig
 from nas.reward import RewardConfig
 
 STEP_HEADS = ("own", "key")
-FAST_ENCODERS = ("train", "frozen")
+FAST_ENCODERS = ("train", "weights", "frozen")
 COSTS = ("gflops", "latency")
 """What the reward's cost term reads: per-frame GFLOPs, or per-frame milliseconds predicted
 from the run's latency table."""
@@ -127,8 +127,9 @@ class RetrainConfig:
     own online) or "key" (the key head itself: frozen in training, so the cell must produce
     features the teacher's head reads, and fine-tuned online once for both kinds of frame)."""
     fast_encoder: str = "train"
-    """The fast pathway's encoder: "train" (from the distilled one, end to end with the cell)
-    or "frozen" (the distilled encoder as is, in eval mode, as a search child has it)."""
+    """The fast pathway's encoder: "train" (from the distilled one, end to end with the cell),
+    "weights" (its weights train, its BatchNorm statistics stay the distilled ones) or
+    "frozen" (the distilled encoder as is, in eval mode, as a search child has it)."""
 
     def __post_init__(self) -> None:
         if self.step_head not in STEP_HEADS:

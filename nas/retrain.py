@@ -102,7 +102,7 @@ def retrain_cell(
         .video_net(
             genotype,
             meta,
-            train_fast_encoder=cfg.fast_encoder == "train",
+            train_fast_encoder=cfg.fast_encoder != "frozen",
             train_step_head=cfg.step_head == "own",
         )
         .to(device)
@@ -131,7 +131,8 @@ def add_video_net_flags(p: argparse.ArgumentParser) -> None:
         choices=FAST_ENCODERS,
         default=RetrainConfig.fast_encoder,
         help="the fast pathway's encoder: train (end to end with the cell, from the distilled "
-        "one) or frozen (the distilled one as is, as a search child has it)",
+        "one), weights (so, but its BatchNorm statistics stay the distilled ones) or frozen "
+        "(the distilled one as is, as a search child has it)",
     )
 
 

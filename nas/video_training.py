@@ -41,12 +41,16 @@ from search_spaces.genotype import Genotype
 Log = Callable[[str], None]
 
 
-def frozen_parts(net: VideoSegNet) -> list[torch.nn.Module]:
-    """The parts that do not train (the slow pathway; the non-key head when it is the key
-    head; a frozen fast encoder): kept in eval mode so their BatchNorm statistics stay the
-    teacher's."""
-    parts = (net.slow, net.step_head) + (() if net.fast is None else (net.fast.encoder,))
-    return [m for m in parts if not any(p.requires_grad for p in m.parameters())]
+def frozen_parts(net: VideoSegNet, fast_encoder: str = "train") -> list[torch.nn.Module]:
+    """The parts whose BatchNorm statistics stay the teacher's (eval mode): the slow pathway,
+    the non-key head when it is the key head, and the fast encoder unless ``fast_encoder`` is
+    "train"."""
+    parts = [
+        m for m in (net.slow, net.step_head) if not any(p.requires_grad for p in m.parameters())
+    ]
+    if net.fast is not None and fast_encoder != "train":
+        parts.append(net.fast.encoder)
+    return parts
 
 
 def run_identity(genotype: Genotype, data: dict, teacher_key: str, cfg: RetrainConfig) -> dict:
@@ -137,7 +141,7 @@ def train_video(
     for epoch in range(start, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         net.train()
-        for part in frozen_parts(net):
+        for part in frozen_parts(net, cfg.fast_encoder):
             part.eval()
         t0, sums = time.time(), {"loss": 0.0, "ce": 0.0, "distill": 0.0}
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)

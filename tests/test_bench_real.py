@@ -80,3 +80,10 @@ def test_validation_scores_held_out_training_frames_never_the_evaluation_frames(
 def test_a_key_step_head_gets_its_own_checkpoints():
     cell = Genotype.load(CELL)
     assert cell_tag(cell) != cell_tag(cell, "key") and cell_tag(cell, "key").endswith("-keyhead")
+
+
+def test_each_fast_encoder_mode_gets_its_own_checkpoints():
+    cell = Genotype.load(CELL)
+    tags = {cell_tag(cell, "own", mode) for mode in ("train", "weights", "frozen")}
+    assert len(tags) == 3 and cell_tag(cell, "own", "train") == cell_tag(cell)
+    assert cell_tag(cell, "key", "frozen").endswith("-keyhead-frozenfast")
