@@ -130,9 +130,9 @@ def add_video_net_flags(p: argparse.ArgumentParser) -> None:
         "--fast-encoder",
         choices=FAST_ENCODERS,
         default=RetrainConfig.fast_encoder,
-        help="the fast pathway's encoder: train (end to end with the cell, from the distilled "
-        "one), weights (so, but its BatchNorm statistics stay the distilled ones) or frozen "
-        "(the distilled one as is, as a search child has it)",
+        help="the fast pathway's encoder: weights (its weights train with the cell, its "
+        "BatchNorm statistics stay the distilled ones), train (statistics too) or frozen (the "
+        "distilled one as is, as a search child has it)",
     )
 
 
