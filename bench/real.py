@@ -69,7 +69,8 @@ from search_spaces.genotype import Genotype, GenotypeError
 
 def cell_tag(genotype: Genotype, step_head: str = "own", fast_encoder: str = "train") -> str:
     """A short name of the cell (and of its non-key head when it is the key head, of its fast
-    encoder when frozen), so that benching another cell never meets this one's checkpoints."""
+    encoder's mode unless train, the mode of the runs made before the modes existed), so that
+    benching another cell or setting never meets this one's checkpoints."""
     tag = content_key(genotype.to_dict())[:8]
     if step_head != "own":
         tag += f"-{step_head}head"
