@@ -1,7 +1,8 @@
 """Training a cell's video network end to end on windows of consecutive frames.
 
 Slow pathway = the teacher, frozen (key frames are exactly the static network's); the fast
-encoder starts from the distilled one; fast pathway, cell and non-key head train on windows
+encoder starts from the distilled one and, by default, keeps its BatchNorm statistics
+(RetrainConfig.fast_encoder); fast pathway, cell and non-key head train on windows
 run as on a video (a key frame, then ``step`` on each following frame), one random scale /
 crop / flip per window. Loss on the non-key frames only (a key frame's loss would have no
 gradient): cross-entropy on the ground truth where the frame is labelled, else on the
