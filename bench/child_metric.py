@@ -26,20 +26,11 @@ from bench.stats import figure, spearman
 
 def child_scores(job: tuple[str, dict, int, int]) -> dict:
     """One child trained as the run's children are; its and copy's quality both ways."""
-    import nas.child as child_module
     from bench.proxy import make_child
-    from evaluation.metrics import ConfusionMatrix
 
-    kept: list[ConfusionMatrix] = []
-
-    class Recorded(ConfusionMatrix):  # evaluate() builds child, copy, static in that order
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            kept.append(self)
-
-    child_module.ConfusionMatrix = Recorded  # in this spawned worker only
-    make_child(job).run(lambda r: None)
-    cell, copy, static = kept[-3:]
+    child = make_child(job)
+    child.train_steps(child.cfg.steps)
+    cell, copy, static, _ = child.confusions()
     return {
         "miou": cell.miou(),
         "copy_miou": copy.miou(),

@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         f"8 sequences, children scored on {', '.join(protocols.DAVIS_HELD_IN)}; {args.seeds} video "
         f"seeds a cell ({args.random_seeds or args.seeds} a random cell)"
         f"{'; search outputs: ' + config.outputs if config.outputs else ''}"
-        f"{'; fast encoder: ' + args.fast_encoder if args.fast_encoder != 'train' else ''}; "
+        f"; fast encoder: {args.fast_encoder}; "
         f"{time.time() - start:.0f} s\n{table(rows)}"
     )
     if check is not None:

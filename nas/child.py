@@ -197,8 +197,9 @@ class ChildRun:
         return loss_value
 
     @torch.no_grad()
-    def evaluate(self) -> dict:
-        """mIoU on non-key frames (child, copy baseline, static teacher) and the cost."""
+    def confusions(self) -> tuple[ConfusionMatrix, ConfusionMatrix, ConfusionMatrix, list]:
+        """Confusion matrices on the held-out non-key frames of the child, the copy baseline
+        and the static teacher, and the gated ops' densities met there."""
         self.net.eval()
         k = self.meta["num_classes"]
         child, copy, static = ConfusionMatrix(k), ConfusionMatrix(k), ConfusionMatrix(k)
@@ -220,6 +221,13 @@ class ChildRun:
             densities += [
                 m.last_density for m in self.net.cell.modules() if hasattr(m, "sparse_branch")
             ]
+        return child, copy, static, densities
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """mIoU on non-key frames (child, copy baseline, static teacher) and the cost."""
+        child, copy, static, densities = self.confusions()
+        pairs = self.val_pairs
         cost = {**self.cost(pairs), **self.latency_cost}
         quality = child.miou()
         value, target = {

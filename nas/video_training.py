@@ -42,7 +42,7 @@ from search_spaces.genotype import Genotype
 Log = Callable[[str], None]
 
 
-def frozen_parts(net: VideoSegNet, fast_encoder: str = "train") -> list[torch.nn.Module]:
+def frozen_parts(net: VideoSegNet, fast_encoder: str) -> list[torch.nn.Module]:
     """The parts whose BatchNorm statistics stay the teacher's (eval mode): the slow pathway,
     the non-key head when it is the key head, and the fast encoder unless ``fast_encoder`` is
     "train"."""
@@ -56,8 +56,9 @@ def frozen_parts(net: VideoSegNet, fast_encoder: str = "train") -> list[torch.nn
 
 def run_identity(genotype: Genotype, data: dict, teacher_key: str, cfg: RetrainConfig) -> dict:
     """What a resumed run must share with the run that saved the checkpoint (the number of
-    epochs may grow). The default non-key head and fast encoder are left out, so runs saved
-    before ``step_head`` or ``fast_encoder`` existed still resume."""
+    epochs may grow). A non-key head "own" and a fast encoder "train", what every run had
+    before ``step_head`` and ``fast_encoder`` existed, are left out, so those runs still
+    resume."""
     config = {**asdict(cfg), "epochs": None}
     for key, default in (("step_head", "own"), ("fast_encoder", "train")):
         if config[key] == default:
