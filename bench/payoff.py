@@ -8,8 +8,9 @@ DAVIS sequences nothing was trained or tuned on?
    scored on the 4 unseen sequences, semi-supervised, beside the copy baseline at its alpha
    and the static network: those rows are known before the search.
 2. A PPO search on DAVIS-2016 (``nas.run.run_search``, pretrained EfficientNet-Lite0 teacher):
-   children train on 8 training sequences and are scored on 2 more (hockey, surf); the 4
-   unseen sequences (bench.protocols.DAVIS_UNSEEN) are never read. Its top ``--top`` cells by
+   children train on the training sequences less ``--held-in`` (default hockey, surf) and
+   are scored on those; the 4 unseen sequences (bench.protocols.DAVIS_UNSEEN) are never
+   read. Its top ``--top`` cells by
    search reward (decided before anything is scored on the unseen sequences) and ``--random``
    cells drawn uniformly from the space (seeded) are trained and scored as the reference.
 3. The table: non-key J&F (mean, std and standard error over seeds), its difference to copy
@@ -58,14 +59,21 @@ from search_spaces.space import SearchSpace
 TARGETS = {"copy_standard_errors": 2.0, "quality_vs_static": 0.97, "gflops_ratio": 0.50}
 
 
+def search_protocol(args: argparse.Namespace) -> protocols.Protocol:
+    """Where the search's children train and are scored: the training sequences less the
+    unseen four, split into ``--held-in`` (scored) and the rest (trained)."""
+    return protocols.validation_protocol(protocols.PROTOCOLS["davis-unseen"], args.held_in)
+
+
 def search_config(args: argparse.Namespace) -> SearchConfig:
-    """The search of step 2: training sequences only, children scored on the held-in two."""
+    """The search of step 2: training sequences only, children scored on the held-in ones."""
+    split = search_protocol(args)
     return SearchConfig(
         budget="1000cpu-hours",  # --children ends it
         dataset="davis",
         data_root=str(args.data_root / "davis2016"),
-        train_split=protocols.DAVIS_VALIDATE.train,
-        val_split=protocols.DAVIS_VALIDATE.evaluate,
+        train_split=split.train,
+        val_split=split.evaluate,
         controller="ppo",
         workers=args.workers,
         dashboard=False,
@@ -80,10 +88,13 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 def checked_search_config(args: argparse.Namespace, out: Path) -> SearchConfig:
     """The search's settings, checked before anything trains: valid, and those of the search
     ``out`` already holds (a rerun continues it unchanged)."""
+    from nas.data import sequence_specs
     from nas.search import MAY_CHANGE_ON_RESUME, validate
 
     config = search_config(args)
     validate(config)
+    for split in (config.train_split, config.val_split):  # a misspelt --held-in, now
+        sequence_specs(config.dataset, config.data_root, split)
     if (out / "search.json").is_file():
         saved = SearchConfig.from_saved(read_json(out / "search.json"))
         differ = [
@@ -237,6 +248,13 @@ def write_json(path: Path | None, rows: list[dict], check: dict | None, outcome)
         )
 
 
+def held_in_arg(text: str) -> tuple[str, ...]:
+    try:
+        return protocols.held_in_names(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = bench_parser("python -m bench.payoff", __doc__, "davis2016/")
     p.add_argument("--children", type=int, default=100, help="children of the PPO search")
@@ -271,6 +289,14 @@ def parser() -> argparse.ArgumentParser:
         default=RetrainConfig.fast_encoder,
         help="the video trainings' fast encoder (nas.retrain --fast-encoder); each mode has "
         "its own trainings",
+    )
+    p.add_argument(
+        "--held-in",
+        type=held_in_arg,
+        default=protocols.DAVIS_HELD_IN,
+        help="training sequences the search's children are scored on (comma-separated; "
+        f"default {protocols.named(protocols.DAVIS_HELD_IN)}); children train on the other "
+        "training sequences, never on the unseen four; a search folder refuses another list",
     )
     p.add_argument("--davis-size", type=resolution_arg, default=(240, 427))
     p.add_argument("--reference", type=Path, default=REPO / "docs" / "cell.json")
@@ -364,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nDAVIS-2016 unseen sequences ({', '.join(protocols.DAVIS_UNSEEN)}), {scoring} J&F "
         f"on non-key frames; search: {len(records)} children ({len(ok)} finished), trained on "
-        f"8 sequences, children scored on {', '.join(protocols.DAVIS_HELD_IN)}; {args.seeds} video "
+        f"the other training sequences, children scored on {', '.join(args.held_in)}; "
+        f"{args.seeds} video "
         f"seeds a cell ({args.random_seeds or args.seeds} a random cell)"
         f"{'; search outputs: ' + config.outputs if config.outputs else ''}"
         f"; fast encoder: {args.fast_encoder}; "
@@ -388,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(search_outcome.report(outcome, ", ".join(protocols.DAVIS_HELD_IN)))
+    print(search_outcome.report(outcome, ", ".join(args.held_in)))
     write_json(args.json, rows, check, outcome)
     return 0
 

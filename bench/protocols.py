@@ -64,16 +64,31 @@ PROTOCOLS = {
 }
 
 
-def validation_protocol(protocol: Protocol) -> Protocol:
+def held_in_names(text: str) -> tuple[str, ...]:
+    """``--held-in``'s comma-separated sequences, checked against the unseen four (scored only,
+    never read before the table); a name the dataset lacks is refused where the split loads."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ValueError(f"--held-in {text!r} names no sequence; e.g. --held-in hockey,surf")
+    unseen = [n for n in names if n in DAVIS_UNSEEN]
+    if unseen:
+        raise ValueError(
+            f"--held-in {text!r} names {', '.join(unseen)}, scored only and never read before "
+            f"the table; choose held-in sequences outside {', '.join(DAVIS_UNSEEN)}"
+        )
+    return names
+
+
+def validation_protocol(protocol: Protocol, held_in: tuple[str, ...] = DAVIS_HELD_IN) -> Protocol:
     """The same training data less a held-out part that decides settings: DAVIS's held-in
-    sequences, or the last 30% in time of each training sequence."""
+    sequences (``held_in``), or the last 30% in time of each training sequence."""
     if protocol.name == "davis-unseen":
         return Protocol(
             "davis-unseen-validate",
             "davis",
-            f"train:-{named(DAVIS_UNSEEN + DAVIS_HELD_IN)}",
-            f"train:{named(DAVIS_HELD_IN)}",
-            note=f"DAVIS-2016 validation: 8 training sequences -> {', '.join(DAVIS_HELD_IN)}",
+            f"train:-{named(DAVIS_UNSEEN + held_in)}",
+            f"train:{named(held_in)}",
+            note=f"DAVIS-2016 validation: the other training sequences -> {', '.join(held_in)}",
         )
     if protocol.in_time:
         raise ValueError(f"--validate is not defined for {protocol.name}; use davis-unseen")

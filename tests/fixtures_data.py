@@ -169,13 +169,15 @@ def make_davis2017(tmp_path: Path, frames: int = 4, first_only: str = "") -> Pat
     return root
 
 
-def make_davis(root: Path, sequences: int = 2, frames: int = 6) -> Path:
+def make_davis(
+    root: Path, sequences: int = 2, frames: int = 6, names: tuple[str, ...] = ()
+) -> Path:
     """A DAVIS-2016 layout at ``root`` (32 x 48): a bright square moving right over noise,
-    masks 0/255, every sequence in both train and val lists; returns ``root``."""
+    masks 0/255, every sequence in both train and val lists; sequences ``seq0``, ``seq1``, ...
+    or ``names``; returns ``root``."""
     rng = np.random.default_rng(0)
     lines = []
-    for s in range(sequences):
-        seq = f"seq{s}"
+    for seq in names or [f"seq{s}" for s in range(sequences)]:
         for t in range(frames):
             image = rng.integers(0, 80, (32, 48, 3)).astype(np.uint8)
             mask = np.zeros((32, 48), np.uint8)

@@ -8,6 +8,10 @@ import pytest
 
 from bench import payoff, protocols
 from nas.checkpoint import json_text
+from tests.fixtures_data import make_davis
+
+NAMED_DAVIS = (*protocols.DAVIS_UNSEEN, "hockey", "surf", "bear")
+"""A tiny DAVIS-2016 layout holding the sequences the payoff's splits name."""
 
 
 def combined(static: float, copy: float, seeds: list[float], ratio: float) -> dict:
@@ -87,6 +91,31 @@ def test_the_search_reads_training_sequences_only(tmp_path):
     assert config.target_ratio == 0.4  # the search's default reward target
 
 
+def test_the_held_in_sequences_can_be_chosen_never_among_the_unseen(tmp_path, capsys):
+    argv = ["--data-root", str(tmp_path), "--held-in", "hockey, surf,tennis,hockey"]
+    args = payoff.parser().parse_args(argv)
+    assert args.held_in == ("hockey", "surf", "tennis")
+    config = payoff.search_config(args)
+    assert config.val_split == "train:hockey,surf,tennis"
+    assert (
+        config.train_split == f"train:-{protocols.named(protocols.DAVIS_UNSEEN)},hockey,surf,tennis"
+    )
+    for bad, says in (("surf,rhino", "names rhino, scored only"), (" , ", "names no sequence")):
+        with pytest.raises(SystemExit):
+            payoff.parser().parse_args(["--data-root", str(tmp_path), "--held-in", bad])
+        assert says in capsys.readouterr().err
+
+
+def test_a_misspelt_held_in_sequence_is_refused_before_anything_trains(tmp_path):
+    make_davis(tmp_path / "davis2016", frames=2, names=NAMED_DAVIS)
+    argv = ["--data-root", str(tmp_path), "--held-in", "hockey,surff"]
+    with pytest.raises(ValueError, match="has no sequence surff; its sequences: .*surf"):
+        payoff.checked_search_config(payoff.parser().parse_args(argv), tmp_path / "search")
+    argv[-1] = "hockey,surf"
+    config = payoff.checked_search_config(payoff.parser().parse_args(argv), tmp_path / "search")
+    assert config.val_split == "train:hockey,surf"
+
+
 def test_the_reward_target_and_the_outputs_can_be_chosen(tmp_path):
     argv = ["--data-root", str(tmp_path), "--target-ratio", "0.5", "--outputs", "residual"]
     config = payoff.search_config(payoff.parser().parse_args(argv))
@@ -95,7 +124,7 @@ def test_the_reward_target_and_the_outputs_can_be_chosen(tmp_path):
 
 def test_a_folder_holding_another_search_is_refused_before_anything_trains(tmp_path, monkeypatch):
 
-    (tmp_path / "davis2016").mkdir()
+    make_davis(tmp_path / "davis2016", frames=2, names=NAMED_DAVIS)
     args = payoff.parser().parse_args(["--data-root", str(tmp_path), "--target-ratio", "0.5"])
     out = tmp_path / "search"
     out.mkdir()
