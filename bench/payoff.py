@@ -8,11 +8,12 @@ DAVIS sequences nothing was trained or tuned on?
    scored on the 4 unseen sequences, semi-supervised, beside the copy baseline at its alpha
    and the static network: those rows are known before the search.
 2. A PPO search on DAVIS-2016 (``nas.run.run_search``, pretrained EfficientNet-Lite0 teacher):
-   children train on the training sequences less ``--held-in`` (default hockey, surf) and
-   are scored on those; the 4 unseen sequences (bench.protocols.DAVIS_UNSEEN) are never
-   read. Its top ``--top`` cells by
-   search reward (decided before anything is scored on the unseen sequences) and ``--random``
-   cells drawn uniformly from the space (seeded) are trained and scored as the reference.
+   children train on the training sequences less ``--held-in`` (default hockey, surf,
+   scooter-gray, tennis) and are scored on those; the 4 unseen sequences
+   (bench.protocols.DAVIS_UNSEEN) are never read; the reward's cost target is the table's
+   own 50% (``--target-ratio``). Its top ``--top`` cells by search reward (decided before
+   anything is scored on the unseen sequences) and ``--random`` cells drawn uniformly from
+   the space (seeded) are trained and scored as the reference.
 3. The table: non-key J&F (mean, std and standard error over seeds), its difference to copy
    at the same alpha, GFLOPs per frame / static; and the targets of the best searched cell
    (top 1 by search reward): above copy by more than two standard errors, above the mean of
@@ -272,10 +273,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target-ratio",
         type=float,
-        default=SearchConfig.target_ratio,
-        help="the search reward's cost target, a share of the static GFLOPs (0.5: the table's "
-        "own <= 50%% target); a search folder refuses a value other than its own: give a new "
-        "--out for a new search",
+        default=TARGETS["gflops_ratio"],
+        help="the search reward's cost target, a share of the static GFLOPs (the table's own "
+        "<= 50%% target by default; nas.search's is 0.4); a search folder refuses a value "
+        "other than its own: give a new --out for a new search",
     )
     p.add_argument(
         "--outputs",
@@ -293,9 +294,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--held-in",
         type=held_in_arg,
-        default=protocols.DAVIS_HELD_IN,
+        default=protocols.SEARCH_HELD_IN,
         help="training sequences the search's children are scored on (comma-separated; "
-        f"default {protocols.named(protocols.DAVIS_HELD_IN)}); children train on the other "
+        f"default {protocols.named(protocols.SEARCH_HELD_IN)}); children train on the other "
         "training sequences, never on the unseen four; a search folder refuses another list",
     )
     p.add_argument("--davis-size", type=resolution_arg, default=(240, 427))

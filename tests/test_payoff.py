@@ -10,7 +10,7 @@ from bench import payoff, protocols
 from nas.checkpoint import json_text
 from tests.fixtures_data import make_davis
 
-NAMED_DAVIS = (*protocols.DAVIS_UNSEEN, "hockey", "surf", "bear")
+NAMED_DAVIS = (*protocols.DAVIS_UNSEEN, *protocols.SEARCH_HELD_IN, "bear")
 """A tiny DAVIS-2016 layout holding the sequences the payoff's splits name."""
 
 
@@ -85,10 +85,10 @@ def test_the_search_reads_training_sequences_only(tmp_path):
     for name in protocols.DAVIS_UNSEEN:
         assert config.train_split.startswith("train:-") and name in config.train_split
         assert name not in config.val_split
-    assert config.val_split == f"train:{protocols.named(protocols.DAVIS_HELD_IN)}"
+    assert config.val_split == f"train:{protocols.named(protocols.SEARCH_HELD_IN)}"
     assert config.max_children == 5 and config.backbone == "efficientnet_lite0_s16"
     assert config.pretrained_backbone == "imagenet"
-    assert config.target_ratio == 0.4  # the search's default reward target
+    assert config.target_ratio == 0.5  # the table's own GFLOPs target
 
 
 def test_the_held_in_sequences_can_be_chosen_never_among_the_unseen(tmp_path, capsys):
@@ -125,12 +125,12 @@ def test_the_reward_target_and_the_outputs_can_be_chosen(tmp_path):
 def test_a_folder_holding_another_search_is_refused_before_anything_trains(tmp_path, monkeypatch):
 
     make_davis(tmp_path / "davis2016", frames=2, names=NAMED_DAVIS)
-    args = payoff.parser().parse_args(["--data-root", str(tmp_path), "--target-ratio", "0.5"])
+    args = payoff.parser().parse_args(["--data-root", str(tmp_path), "--target-ratio", "0.4"])
     out = tmp_path / "search"
     out.mkdir()
     saved = payoff.search_config(payoff.parser().parse_args(["--data-root", str(tmp_path)]))
     (out / "search.json").write_text(json_text(saved.to_dict()))
-    with pytest.raises(ValueError, match="target_ratio \\(search: 0.4, given: 0.5\\)"):
+    with pytest.raises(ValueError, match="target_ratio \\(search: 0.5, given: 0.4\\)"):
         payoff.checked_search_config(args, out)
     assert (
         payoff.checked_search_config(
@@ -143,7 +143,7 @@ def test_a_folder_holding_another_search_is_refused_before_anything_trains(tmp_p
         payoff.checked_search_config(bad, tmp_path / "new")
     # main checks it before the teacher: a prepare that would train fails the test
     monkeypatch.setattr(payoff.real, "prepare", lambda *a, **k: pytest.fail("trained first"))
-    argv = ["--data-root", str(tmp_path), "--out", str(tmp_path), "--target-ratio", "0.5"]
+    argv = ["--data-root", str(tmp_path), "--out", str(tmp_path), "--target-ratio", "0.4"]
     assert payoff.main(argv) == 2
 
 
