@@ -60,15 +60,9 @@ from search_spaces.space import SearchSpace
 TARGETS = {"copy_standard_errors": 2.0, "quality_vs_static": 0.97, "gflops_ratio": 0.50}
 
 
-def search_protocol(args: argparse.Namespace) -> protocols.Protocol:
-    """Where the search's children train and are scored: the training sequences less the
-    unseen four, split into ``--held-in`` (scored) and the rest (trained)."""
-    return protocols.validation_protocol(protocols.PROTOCOLS["davis-unseen"], args.held_in)
-
-
 def search_config(args: argparse.Namespace) -> SearchConfig:
     """The search of step 2: training sequences only, children scored on the held-in ones."""
-    split = search_protocol(args)
+    split = protocols.validation_protocol(protocols.PROTOCOLS["davis-unseen"], args.held_in)
     return SearchConfig(
         budget="1000cpu-hours",  # --children ends it
         dataset="davis",
