@@ -66,15 +66,27 @@ from nas.teacher import ensure_teacher
 from nas.train_utils import ResumeError, pick_device
 from search_spaces.genotype import Genotype, GenotypeError
 
+DEFAULT_EPOCHS = 4
 
-def cell_tag(genotype: Genotype, step_head: str = "own", fast_encoder: str = "train") -> str:
+
+def cell_tag(
+    genotype: Genotype,
+    step_head: str = "own",
+    fast_encoder: str = "train",
+    epochs: int = DEFAULT_EPOCHS,
+) -> str:
     """A short name of the cell (and of its non-key head when it is the key head, of its fast
-    encoder's mode unless train, the mode of the runs made before the modes existed), so that
-    benching another cell or setting never meets this one's checkpoints."""
+    encoder's mode unless train, the mode of the runs made before the modes existed, and of
+    the training's length unless the default), so that benching another cell or setting never
+    meets this one's checkpoints. The length must be named: a video training resumes into more
+    epochs, and its cosine schedule would restart rather than be that of a run of that
+    length."""
     tag = content_key(genotype.to_dict())[:8]
     if step_head != "own":
         tag += f"-{step_head}head"
-    return tag if fast_encoder == "train" else f"{tag}-{fast_encoder}fast"
+    if fast_encoder != "train":
+        tag += f"-{fast_encoder}fast"
+    return tag if epochs == DEFAULT_EPOCHS else f"{tag}-{epochs}ep"
 
 
 @dataclass
@@ -199,7 +211,7 @@ def train_and_score(
     )
     # named by the teacher too: a retrained teacher never meets the runs of the one before
     teacher = prep.meta["key"][:6]
-    tag = cell_tag(cell, cfg.step_head, cfg.fast_encoder)
+    tag = cell_tag(cell, cfg.step_head, cfg.fast_encoder, cfg.epochs)
     run_dir = prep.out / f"alpha{cell.alpha}-{tag}-t{teacher}-seed{seed}"
     log(f"[bench] alpha {cell.alpha}, video training seed {seed} ({cfg.step_head} non-key head)")
     _, report = retrain_cell(
@@ -344,7 +356,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deep-channels", type=int, default=128)
     p.add_argument("--teacher-steps", type=int, default=TeacherConfig.steps)
     p.add_argument("--fast-steps", type=int, default=150, help="per beta (three betas)")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     p.add_argument("--steps-per-epoch", type=int, default=50)
     p.add_argument("--frames-per-step", type=int, default=8, help="windows x alpha")
     p.add_argument("--lr", type=float, default=RetrainConfig.lr)

@@ -3,7 +3,7 @@
 import pytest
 
 from bench.protocols import PROTOCOLS, Protocol, load, validation_protocol
-from bench.real import cell_tag, combine_seeds, static_targets, video_minus_copy
+from bench.real import DEFAULT_EPOCHS, cell_tag, combine_seeds, static_targets, video_minus_copy
 from search_spaces.genotype import Genotype
 from tests.fixtures_data import CELL, make_davis
 
@@ -87,3 +87,13 @@ def test_each_fast_encoder_mode_gets_its_own_checkpoints():
     tags = {cell_tag(cell, "own", mode) for mode in ("train", "weights", "frozen")}
     assert len(tags) == 3 and cell_tag(cell, "own", "train") == cell_tag(cell)
     assert cell_tag(cell, "key", "frozen").endswith("-keyhead-frozenfast")
+
+
+def test_a_training_of_another_length_gets_its_own_checkpoints():
+    """A longer training must start afresh, not resume the default one's last epoch."""
+    cell = Genotype.load(CELL)
+    assert cell_tag(cell, epochs=DEFAULT_EPOCHS) == cell_tag(cell)
+    assert cell_tag(cell, epochs=12) != cell_tag(cell) and cell_tag(cell, epochs=12).endswith(
+        "-12ep"
+    )
+    assert cell_tag(cell, "key", "weights", 8).endswith("-keyhead-weightsfast-8ep")
