@@ -4,7 +4,8 @@ one fast encoder per beta distilled to its deep features.
 Why distilled fast encoders: a child then never runs a backbone (its fast features come from
 the cache too), which is what makes a child cost seconds. Training resumes from
 ``<dir>/train_state.pt`` after an interruption; a teacher made for other data or settings
-(its ``key`` differs) is retrained.
+(its ``key`` differs) is retrained, but only its fast encoders when nothing else differs
+(its ``static_key`` is the same).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -197,16 +198,28 @@ def ensure_teacher(
     out_dir.mkdir(parents=True, exist_ok=True)
     source = str(Path(teacher_file).resolve()) if teacher_file else None
     fine_tuned = bool(pretrained_backbone) and not source
-    key = teacher_key(data_fingerprint, net, cfg, seed, source or pretrained_backbone, fine_tuned)
+    key, static_key = (
+        teacher_key(data_fingerprint, net, c, seed, source or pretrained_backbone, fine_tuned)
+        for c in (cfg, replace(cfg, fast_steps=0))
+    )
     meta_path = folder.meta_path
     meta = read_json(meta_path) if meta_path.is_file() else {}
+    if meta.get("key") == key and "static_key" not in meta:  # made before static keys
+        meta["static_key"] = static_key
+        write_json(meta_path, meta)
     if meta.get("key") != key:
+        # only the fast encoders' distillation changed: the static network stays
+        keep = meta.get("static_key") == static_key and meta.get("static_done")
         if meta:
-            log(f"[teacher] {out_dir} holds a teacher for other data or settings: retraining")
+            what = "fast-encoder steps: distilling them" if keep else "data or settings: retraining"
+            log(f"[teacher] {out_dir} holds a teacher for other {what}")
         for stale in out_dir.glob("*"):
-            stale.unlink()
+            if not (keep and stale == folder.weights_path):
+                stale.unlink()
+        old = meta
         meta = {
             "key": key,
+            "static_key": static_key,
             "num_classes": num_classes,
             "net": net.to_dict(),
             "data": data_fingerprint,
@@ -215,6 +228,9 @@ def ensure_teacher(
             "fast_done": [],
             "seconds": {},
         }
+        if keep:
+            meta.update(static_done=True, source=old["source"])
+            meta["seconds"]["static"] = old["seconds"]["static"]
         write_json(meta_path, meta)
 
     @functools.cache

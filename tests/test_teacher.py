@@ -95,3 +95,32 @@ def test_a_slow_teacher_is_never_silent(tmp_path, monkeypatch):
     progress = [line for line in lines if line.startswith("[teacher] static: step")]
     assert [line.split()[3] for line in progress] == ["1/3", "2/3", "3/3"]
     assert all("s/step" in line for line in progress)
+
+
+def test_other_fast_steps_keep_the_static_network(tmp_path):
+    """Distilling the fast encoders longer re-distills them only; other static settings
+    retrain the static network too."""
+    clips = load_clips("synthetic", None, "train", clip_len=2, size=(32, 32), max_clips=2)
+    net = NetConfig(width_mult=0.35, deep_channels=16)
+
+    def teacher(cfg: TeacherConfig) -> tuple[dict, list[str]]:
+        lines: list[str] = []
+        meta = ensure_teacher(
+            tmp_path, clips, 5, {"dataset": "synthetic"}, net, cfg, log=lines.append
+        )
+        return meta, lines
+
+    first, _ = teacher(TeacherConfig(steps=2, fast_steps=1))
+    weights = (tmp_path / "teacher.safetensors").read_bytes()
+    fast = (tmp_path / "fast_1_4.safetensors").read_bytes()
+    longer, lines = teacher(TeacherConfig(steps=2, fast_steps=3))
+    assert longer["key"] != first["key"] and longer["static_key"] == first["static_key"]
+    assert any("fast-encoder steps: distilling them" in line for line in lines)
+    assert not any(line.startswith("[teacher] static: step") for line in lines)
+    assert any(line.startswith("[teacher] fast encoders: step 3/3") for line in lines)
+    assert (tmp_path / "teacher.safetensors").read_bytes() == weights
+    assert (tmp_path / "fast_1_4.safetensors").read_bytes() != fast
+    assert longer["seconds"]["static"] == first["seconds"]["static"]
+    _, lines = teacher(TeacherConfig(steps=3, fast_steps=3))
+    assert any("data or settings: retraining" in line for line in lines)
+    assert any(line.startswith("[teacher] static: step 3/3") for line in lines)
