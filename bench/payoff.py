@@ -286,6 +286,13 @@ def parser() -> argparse.ArgumentParser:
         "its own trainings",
     )
     p.add_argument(
+        "--fast-steps",
+        type=int,
+        default=real.parser().get_default("fast_steps"),
+        help="distillation steps of the davis-unseen teacher's fast encoders (bench.real "
+        "--fast-steps); another value distils them again, the static network stays",
+    )
+    p.add_argument(
         "--held-in",
         type=held_in_arg,
         default=protocols.SEARCH_HELD_IN,
@@ -333,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 *("--seeds", str(seeds), "--seed", str(args.seed), "--threads", str(args.threads)),
                 *("--fast-encoder", args.fast_encoder),
+                *("--fast-steps", str(args.fast_steps)),
             ]
         )
 
@@ -389,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.seeds} video "
         f"seeds a cell ({args.random_seeds or args.seeds} a random cell)"
         f"{'; search outputs: ' + config.outputs if config.outputs else ''}"
-        f"; fast encoder: {args.fast_encoder}; "
+        f"; fast encoder: {args.fast_encoder}, distilled {args.fast_steps} steps; "
         f"{time.time() - start:.0f} s\n{table(rows)}"
     )
     if check is not None:

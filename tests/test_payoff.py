@@ -153,3 +153,19 @@ def test_random_cells_come_from_the_searchs_space():
     cells = payoff.random_cells(5, seed=0, space=SearchSpace(outputs=("residual",)))
     assert {g.output for g in cells} == {"residual"}
     assert payoff.random_cells(3, seed=0, space=SearchSpace()) == payoff.random_cells(3, seed=0)
+
+
+def test_the_fast_encoders_distillation_reaches_the_teacher(tmp_path, monkeypatch):
+    """--fast-steps is the davis-unseen teacher's (bench.real's args), defaulting to its own."""
+    make_davis(tmp_path / "davis2016", frames=2, names=NAMED_DAVIS)
+    seen = []
+
+    def prepare(protocol, root, size, args, out, log):
+        seen.append(args.fast_steps)
+        raise ValueError("stop before training")
+
+    monkeypatch.setattr(payoff.real, "prepare", prepare)
+    for extra in ([], ["--fast-steps", "1000"]):
+        argv = ["--data-root", str(tmp_path), "--out", str(tmp_path / "p"), *extra]
+        assert payoff.main(argv) == 2
+    assert seen == [payoff.real.parser().get_default("fast_steps"), 1000]
