@@ -209,7 +209,11 @@ def ensure_teacher(
         write_json(meta_path, meta)
     if meta.get("key") != key:
         # only the fast encoders' distillation changed: the static network stays
-        keep = meta.get("static_key") == static_key and meta.get("static_done")
+        keep = (
+            meta.get("static_key") == static_key
+            and meta.get("static_done")
+            and folder.weights_path.is_file()
+        )
         if meta:
             what = "fast-encoder steps: distilling them" if keep else "data or settings: retraining"
             log(f"[teacher] {out_dir} holds a teacher for other {what}")

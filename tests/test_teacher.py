@@ -124,3 +124,6 @@ def test_other_fast_steps_keep_the_static_network(tmp_path):
     _, lines = teacher(TeacherConfig(steps=3, fast_steps=3))
     assert any("data or settings: retraining" in line for line in lines)
     assert any(line.startswith("[teacher] static: step 3/3") for line in lines)
+    (tmp_path / "teacher.safetensors").unlink()  # a static network gone is trained again
+    _, lines = teacher(TeacherConfig(steps=3, fast_steps=1))
+    assert any(line.startswith("[teacher] static: step 3/3") for line in lines)
