@@ -23,7 +23,7 @@ from evaluation.cost import CostReport, count_flops, per_frame
 from nas.config import REAL_DATA_BACKBONE, parse_resolution
 from nas.models.backbones import BACKBONES
 from nas.models.config import NetConfig
-from nas.models.video import VideoSegNet
+from nas.models.video import State, VideoSegNet
 from search_spaces.genotype import Genotype, GenotypeError
 from search_spaces.ops import CellContext
 
@@ -31,25 +31,33 @@ from search_spaces.ops import CellContext
 def static_parts(net: VideoSegNet, frame: torch.Tensor) -> dict[str, CostReport]:
     """GFLOPs of the static network's backbone parts, neck and head on one frame."""
     slow, parts = net.slow, {}
-    x = slow.normalize(frame)
-    for name in ("early", "shallow", "deep"):
-        stage = getattr(slow.backbone, name)
-        parts[f"backbone {name}"] = count_flops(stage, x)
-        x = stage(x)
-    parts["neck"] = count_flops(slow.neck, x)
-    parts["head"] = count_flops(slow.head, slow.neck(x))
+    with torch.no_grad():
+        x = slow.normalize(frame)
+        for name in ("early", "shallow", "deep"):
+            stage = getattr(slow.backbone, name)
+            parts[f"backbone {name}"] = count_flops(stage, x)
+            x = stage(x)
+        parts["neck"] = count_flops(slow.neck, x)
+        parts["head"] = count_flops(slow.head, slow.neck(x))
     return parts
+
+
+def full_buffer_state(net: VideoSegNet, frames: torch.Tensor) -> State:
+    """The state the last frame of a window meets: a key step, then a step on every frame
+    between (``frames``: alpha x 3 x H x W)."""
+    with torch.no_grad():
+        _, state = net.key_step(frames[:1])
+        for t in range(1, len(frames) - 1):
+            _, state = net.step(frames[t : t + 1], state)
+    return state
 
 
 def nonkey_parts(net: VideoSegNet, frames: torch.Tensor) -> dict[str, CostReport]:
     """GFLOPs of each part of the last non-key step of a window (a full fast buffer): fast
     encoder, its projection, the fusion, every op of the cell, the cell's output and the
     non-key head. ``frames``: alpha x 3 x H x W."""
+    slow, fast_key, buffer = full_buffer_state(net, frames)
     with torch.no_grad():
-        _, state = net.key_step(frames[:1])
-        for t in range(1, len(frames) - 1):
-            _, state = net.step(frames[t : t + 1], state)
-        slow, fast_key, buffer = state
         parts: dict[str, CostReport] = {}
         if net.fast is None:
             ctx = CellContext(slow, slow, slow, slow)
@@ -68,8 +76,7 @@ def nonkey_parts(net: VideoSegNet, frames: torch.Tensor) -> dict[str, CostReport
         cell = net.cell
         states = [ctx.slow, ctx.fused_fast, ctx.fast]
         for i, ((a, b), pair) in enumerate(zip(cell.inputs, cell.ops)):
-            for inp, op, name in ((a, pair[0], net.genotype.nodes[i].ops[0]), (b, pair[1], None)):
-                name = name or net.genotype.nodes[i].ops[1]
+            for inp, op, name in zip((a, b), pair, net.genotype.nodes[i].ops):
                 parts[f"node {i + 3} {name}({inp})"] = count_flops(op, states[inp], ctx)
             states.append(pair[0](states[a], ctx) + pair[1](states[b], ctx))
         whole = count_flops(cell, ctx)
@@ -109,11 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     static = static_parts(net, frames[:1])
     nonkey = nonkey_parts(net, frames)
     static_all = count_flops(net.slow, frames[:1])
-    with torch.no_grad():
-        _, state = net.key_step(frames[:1])
-        for t in range(1, cell.alpha - 1):
-            _, state = net.step(frames[t : t + 1], state)
-    nonkey_all = count_flops(net.step, frames[-1:], state)
+    nonkey_all = count_flops(net.step, frames[-1:], full_buffer_state(net, frames))
     base = static_all.gflops
     print(
         f"{args.cell} (alpha {cell.alpha}, beta {cell.beta}) on {args.backbone} at {h}x{w}: "
