@@ -17,15 +17,15 @@ import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from bench.cli import REPO
-from evaluation.cost import CostReport, count_flops, per_frame
+from evaluation.cost import CostReport, count_flops, count_flops_of_parts, per_frame
 from nas.config import REAL_DATA_BACKBONE, parse_resolution
 from nas.models.backbones import BACKBONES
 from nas.models.config import NetConfig
 from nas.models.video import State, VideoSegNet
 from search_spaces.genotype import Genotype, GenotypeError
-from search_spaces.ops import CellContext
 
 
 def static_parts(net: VideoSegNet, frame: torch.Tensor) -> dict[str, CostReport]:
@@ -52,41 +52,32 @@ def full_buffer_state(net: VideoSegNet, frames: torch.Tensor) -> State:
     return state
 
 
-def nonkey_parts(net: VideoSegNet, frames: torch.Tensor) -> dict[str, CostReport]:
+def nonkey_parts(
+    net: VideoSegNet, frames: torch.Tensor
+) -> tuple[dict[str, CostReport], CostReport]:
     """GFLOPs of each part of the last non-key step of a window (a full fast buffer): fast
-    encoder, its projection, the fusion, every op of the cell, the cell's output and the
-    non-key head. ``frames``: alpha x 3 x H x W."""
-    slow, fast_key, buffer = full_buffer_state(net, frames)
-    with torch.no_grad():
-        parts: dict[str, CostReport] = {}
-        if net.fast is None:
-            ctx = CellContext(slow, slow, slow, slow)
-        else:
-            x = net.slow.normalize(frames[-1:])
-            parts["fast encoder"] = count_flops(net.fast.encoder, x)
-            raw = net.fast.encoder(x)
-            parts["fast projection"] = count_flops(net.fast.proj, raw)
-            fast = net.fast.proj(raw)
-            buffer = torch.cat([buffer[:, 1:], raw.unsqueeze(1)], dim=1)
-            fused = fast
-            if net.fast.fusion is not None:
-                parts[f"fusion {net.genotype.fusion}"] = count_flops(net.fast.fusion, buffer)
-                fused = net.fast.fusion(buffer)
-            ctx = CellContext(slow, fused, fast, fast_key)
-        cell = net.cell
-        states = [ctx.slow, ctx.fused_fast, ctx.fast]
-        for i, ((a, b), pair) in enumerate(zip(cell.inputs, cell.ops)):
-            for inp, op, name in zip((a, b), pair, net.genotype.nodes[i].ops):
-                parts[f"node {i + 3} {name}({inp})"] = count_flops(op, states[inp], ctx)
-            states.append(pair[0](states[a], ctx) + pair[1](states[b], ctx))
-        whole = count_flops(cell, ctx)
-        nodes = [v for k, v in parts.items() if k.startswith("node")]
-        parts["cell output"] = CostReport(  # max: float noise when it adds nothing
-            max(0.0, whole.gflops - sum(v.gflops for v in nodes)),
-            max(0.0, whole.dense_gflops - sum(v.dense_gflops for v in nodes)),
-        )
-        parts["non-key head"] = count_flops(net.step_head, cell(ctx))
-    return parts
+    encoder, its projection, the fusion, every op of the cell, the non-key head, and the rest
+    of the step (a concat cell's combining conv); and of the whole step. ``frames``: alpha x
+    3 x H x W."""
+    modules: dict[str, nn.Module] = {}
+    if net.fast is not None:
+        modules.update({"fast encoder": net.fast.encoder, "fast projection": net.fast.proj})
+        if net.fast.fusion is not None:
+            modules[f"fusion {net.genotype.fusion}"] = net.fast.fusion
+    for i, (node, pair) in enumerate(zip(net.genotype.nodes, net.cell.ops)):
+        for inp, name, op in zip(node.inputs, node.ops, pair):
+            modules[f"node {i + 3} {name}({inp})"] = op
+    modules["non-key head"] = net.step_head
+    whole = count_flops_of_parts(net.step, modules, frames[-1:], full_buffer_state(net, frames))
+    parts = {
+        name: CostReport(whole.by_module.get(name, 0.0), whole.dense_by_module.get(name, 0.0))
+        for name in modules
+    }
+    parts["rest"] = CostReport(  # max: float noise when it adds nothing
+        max(0.0, whole.gflops - sum(r.gflops for r in parts.values())),
+        max(0.0, whole.dense_gflops - sum(r.dense_gflops for r in parts.values())),
+    )
+    return parts, whole
 
 
 def parser() -> argparse.ArgumentParser:
@@ -114,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     net = VideoSegNet(cell, args.classes, NetConfig(backbone=args.backbone)).eval()
     frames = torch.rand(cell.alpha, 3, h, w)
     static = static_parts(net, frames[:1])
-    nonkey = nonkey_parts(net, frames)
+    nonkey, nonkey_all = nonkey_parts(net, frames)
     static_all = count_flops(net.slow, frames[:1])
-    nonkey_all = count_flops(net.step, frames[-1:], full_buffer_state(net, frames))
     base = static_all.gflops
     print(
         f"{args.cell} (alpha {cell.alpha}, beta {cell.beta}) on {args.backbone} at {h}x{w}: "

@@ -53,7 +53,10 @@ class CostReport:
     dense_gflops: float
     """Total as if every gated module computed every pixel."""
     by_module: dict[str, float] = field(default_factory=dict)
-    """Density-scaled GFLOPs of each top-level child (only when a module was measured)."""
+    """Density-scaled GFLOPs of each top-level child (only when a module was measured), or
+    of each part named to ``count_flops_of_parts``."""
+    dense_by_module: dict[str, float] = field(default_factory=dict)
+    """The same, as if every gated module computed every pixel."""
     by_op: dict[str, float] = field(default_factory=dict)
     """Dense GFLOPs per aten op, e.g. ``convolution``."""
     densities: dict[str, float] = field(default_factory=dict)
@@ -81,6 +84,7 @@ class _Tally:
         self.branch_starts: dict[str, int] = {}
         self.child_starts: dict[str, tuple[int, float]] = {}
         self.by_module: dict[str, float] = defaultdict(float)
+        self.dense_by_module: dict[str, float] = defaultdict(float)
         self.densities: dict[str, float] = {}
         self.handles: list[Any] = []
 
@@ -115,6 +119,7 @@ class _Tally:
 
         def post(*_: Any) -> None:
             flops, saved = self.child_starts.pop(name)
+            self.dense_by_module[name] += self._total() - flops
             self.by_module[name] += (self._total() - flops) - (self.saved - saved)
 
         self.handles += [child.register_forward_pre_hook(pre), child.register_forward_hook(post)]
@@ -138,6 +143,26 @@ def count_flops(fn_or_module: Callable[..., Any], *inputs: Any, **kwargs: Any) -
     gated modules must not nest.
     """
     root = _root_module(fn_or_module)
+    children = dict(root.named_children()) if root is not None else {}
+    return _count(fn_or_module, children, inputs, kwargs)
+
+
+def count_flops_of_parts(
+    fn_or_module: Callable[..., Any], parts: dict[str, nn.Module], *inputs: Any, **kwargs: Any
+) -> CostReport:
+    """``count_flops`` with ``by_module`` and ``dense_by_module`` keyed by ``parts`` (any
+    modules the call runs, at any depth, each counted over all its calls) instead of the
+    top-level children."""
+    return _count(fn_or_module, parts, inputs, kwargs)
+
+
+def _count(
+    fn_or_module: Callable[..., Any],
+    watched: dict[str, nn.Module],
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> CostReport:
+    root = _root_module(fn_or_module)
     counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
     tally = _Tally(counter)
     if root is not None:
@@ -147,8 +172,8 @@ def count_flops(fn_or_module: Callable[..., Any], *inputs: Any, **kwargs: Any) -
             if any(id(other) in inside for other in gated.values()):
                 raise ValueError(f"nested gated modules are not supported (in {name!r})")
             tally.watch_gated(name, module)
-        for name, child in root.named_children():  # after the gated hooks: they settle first
-            tally.watch_child(name, child)
+    for name, module in watched.items():  # after the gated hooks: they settle first
+        tally.watch_child(name, module)
     try:
         with torch.no_grad(), counter:
             fn_or_module(*inputs, **kwargs)
@@ -164,6 +189,7 @@ def count_flops(fn_or_module: Callable[..., Any], *inputs: Any, **kwargs: Any) -
         gflops=(dense - tally.saved) / 1e9,
         dense_gflops=dense / 1e9,
         by_module={name: flops / 1e9 for name, flops in tally.by_module.items()},
+        dense_by_module={name: flops / 1e9 for name, flops in tally.dense_by_module.items()},
         by_op={str(op).removeprefix("aten."): flops / 1e9 for op, flops in by_op.items()},
         densities=tally.densities,
     )

@@ -5,7 +5,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluation.cost import CostReport, count_flops, count_params, measure_latency
+from evaluation.cost import (
+    CostReport,
+    count_flops,
+    count_flops_of_parts,
+    count_params,
+    measure_latency,
+)
 
 
 def test_conv_flops_equal_hand_formula():
@@ -72,6 +78,19 @@ def test_density_scales_only_the_sparse_branch():
 
     net = Net(density=0.25)
     assert count_flops(net.step, x).gflops * 1e9 == pytest.approx(stem + gate + branch / 4)
+
+
+def test_parts_at_any_depth_are_counted_scaled_and_dense():
+    h, w = 16, 16
+    gate, branch = 2 * 4 * 1 * h * w, 2 * 4 * 4 * 9 * h * w
+    net = Net(density=0.5)
+    parts = {"gate": net.cell.gate, "gated": net.cell, "branch": net.cell.sparse_branch}
+    report = count_flops_of_parts(net.step, parts, torch.randn(1, 3, h, w))
+    assert set(report.by_module) == set(parts)  # not the top-level children
+    assert report.by_module["gate"] * 1e9 == pytest.approx(gate)
+    assert report.by_module["gated"] * 1e9 == pytest.approx(gate + branch / 2)
+    assert report.dense_by_module["gated"] * 1e9 == pytest.approx(gate + branch)
+    assert report.dense_by_module["branch"] * 1e9 == pytest.approx(branch)
 
 
 class TwoFrames(nn.Module):

@@ -25,13 +25,21 @@ def test_the_parts_add_up_to_the_whole_frame(backbone):
     assert sum(r.gflops for r in static.values()) == pytest.approx(
         count_flops(net.slow, frames[:1]).gflops, rel=1e-6
     )
-    nonkey = cost_parts.nonkey_parts(net, frames)
-    whole = count_flops(net.step, frames[-1:], cost_parts.full_buffer_state(net, frames))
+    nonkey, whole = cost_parts.nonkey_parts(net, frames)
+    assert whole.gflops == pytest.approx(
+        count_flops(net.step, frames[-1:], cost_parts.full_buffer_state(net, frames)).gflops
+    )
     for field in ("gflops", "dense_gflops"):
         assert sum(getattr(r, field) for r in nonkey.values()) == pytest.approx(
             getattr(whole, field), rel=1e-6
         )
-    assert nonkey["fast encoder"].gflops > 0 and nonkey["node 3 warp(0)"].gflops > 0
+    # each part as counted alone: the hooks attribute the step's FLOPs to the right module
+    x = net.slow.normalize(frames[-1:])
+    assert nonkey["fast encoder"].gflops == pytest.approx(count_flops(net.fast.encoder, x).gflops)
+    raw = net.fast.encoder(x)
+    assert nonkey["fast projection"].gflops == pytest.approx(count_flops(net.fast.proj, raw).gflops)
+    assert nonkey["rest"].gflops == pytest.approx(0.0, abs=1e-9)  # a residual cell: nothing else
+    assert nonkey["node 3 warp(0)"].gflops > 0
     assert nonkey["node 5 gated_conv(4)"].dense_gflops > nonkey["node 5 gated_conv(4)"].gflops
 
 
