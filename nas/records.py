@@ -11,6 +11,7 @@ never lands on a fragment, and the searcher runs the torn record's child again."
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -143,14 +144,18 @@ def _append_line(path: Path, line: str) -> None:
 
 
 def _import_pyplot():
-    """matplotlib's pyplot on the file-only backend. Imported when a run log opens: a
-    Ctrl-C that lands inside matplotlib's first import turns into an ImportError
-    ("initialization failed") and the search would end with that instead of exit 130."""
+    """matplotlib's pyplot on the file-only backend, with a first tiny PNG drawn. Done when a
+    run log opens: a Ctrl-C that lands inside matplotlib's first import of a C extension
+    turns into an ImportError ("initialization failed"), and pyplot imports its backend only
+    at the first figure, so that figure is drawn now, before any child runs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = plt.figure(figsize=(0.1, 0.1))
+    fig.savefig(io.BytesIO(), format="png")
+    plt.close(fig)
     return plt
 
 

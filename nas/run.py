@@ -16,6 +16,7 @@ from typing import Any
 from nas.budget import Budget
 from nas.checkpoint import write_json
 from nas.config import ChildSettings, SearchConfig
+from nas.ctrl_c import raise_if_heard, remembered_ctrl_c
 from nas.data.clip import Clip
 from nas.pareto import COST_FIELDS, pareto_front
 from nas.ray_session import dashboard_line, quiet_ray_resume_advice, start_ray
@@ -335,7 +336,9 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
             from ray.tune.error import TuneError
 
             try:
-                tuner.fit()
+                with remembered_ctrl_c():
+                    tuner.fit()
+                    raise_if_heard()  # one that Ray or a library swallowed all the same
             except TuneError as exc:  # Ray passes the error on as a traceback's text
                 raise SearchStopped(stopped_message(str(exc), out)) from None
         sys.stdout.write("\n")

@@ -15,6 +15,7 @@ from ray.tune.search import Searcher
 
 from controllers.base import Controller, Proposal
 from controllers.tune import ControllerSearcher
+from nas.ctrl_c import ctrl_c_wins
 from nas.records import RunLog
 
 
@@ -92,6 +93,7 @@ class BudgetSearcher(ControllerSearcher):
             return True
         return self.log.spent_seconds() + in_flight >= self.budget_seconds
 
+    @ctrl_c_wins
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if trial_id in self.proposals:
             return self._config(self.proposals[trial_id])
@@ -107,6 +109,7 @@ class BudgetSearcher(ControllerSearcher):
         self._save()
         return self._config(proposal)
 
+    @ctrl_c_wins
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
