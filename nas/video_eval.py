@@ -95,7 +95,8 @@ def online_finetune(
         if step_head == "own":
             _, state = net.key_from_features(slow, fast)
             held = []
-            for _ in range(net.alpha - 1):
+            # without a fast pathway every non-key state is the key frame's: one is all of them
+            for _ in range(net.alpha - 1 if net.fast is not None else 1):
                 d_hat, state = net.cell_features(fast, state)
                 held.append(d_hat)
             pairs.append((net.step_head, torch.cat(held), y.repeat(len(held), 1, 1)))

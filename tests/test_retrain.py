@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -21,7 +22,7 @@ from nas.retrain import main
 from nas.train_utils import augment_window
 from nas.video_eval import online_finetune
 from nas.video_training import window_features
-from search_spaces.genotype import Genotype
+from search_spaces.genotype import Genotype, Node
 from tests.fixtures_data import CELL, make_davis
 
 TINY = [
@@ -321,3 +322,37 @@ def test_bad_numbers_are_refused_before_anything_runs(tmp_path, capsys, extra, m
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_without_a_fast_pathway_the_step_head_is_tuned_on_one_state_as_on_all():
+    """A cell reading the key frame's features only gives every non-key frame the same
+    state, so the online step head learns from it once: the same head as from alpha - 1
+    copies (the mean loss and its gradient are equal), at a fraction of the cost."""
+    cell = Genotype(8, "1/4", "time_to_channel", (Node((0, 0), ("conv3x3", "skip")),))
+    net = VideoSegNet(cell, 2, NetConfig(width_mult=0.35, deep_channels=16, head_hidden=16))
+    net.eval()
+    assert net.fast is None
+    frame = np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((32, 32), np.int64)
+    mask[4:20, 6:24] = 1
+    seen: list[int] = []
+    net.step_head.register_forward_hook(lambda m, inp, out: seen.append(len(inp[0])))
+    tuned = online_finetune(net, frame, mask, 3, 1e-2, torch.device("cpu"), "own")
+    assert seen == [2, 2, 2]  # the frame and its mirror, once a step
+
+    copies = copy.deepcopy(net)
+    y = torch.from_numpy(np.stack([mask, mask[:, ::-1]]).copy())
+    with torch.no_grad():
+        z = copies.slow.normalize(to_tensor(np.stack([frame, frame[:, ::-1]]), "cpu"))
+        _, state = copies.key_from_features(copies.slow.neck(copies.slow.backbone(z)), None)
+        d_hat = copies.cell_features(None, state)[0].repeat(net.alpha - 1, 1, 1, 1)
+    head = copies.step_head.requires_grad_(True)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(3):
+        logits = upsample_logits(head(d_hat), y.shape[-2:])
+        loss = torch.nn.functional.cross_entropy(logits, y.repeat(net.alpha - 1, 1, 1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for (name, a), b in zip(tuned.step_head.state_dict().items(), head.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
