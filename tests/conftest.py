@@ -14,6 +14,9 @@ import pytest
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind 127.0.0.1 only
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+# one torch thread in the searches tests start as processes too (see pytest_configure): they
+# then reuse the prepared run's latency table, timed on one thread, instead of timing anew
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_configure(config):
@@ -67,11 +70,14 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def prepared_run(tmp_path_factory) -> Path:
-    """A run folder holding a tiny teacher and caches; copy it to start a search fast."""
-    from nas.run import prepare
+    """A run folder holding a tiny teacher, caches and latency table; copy it to start a
+    search fast (timing the table costs about 9 s a search; tests/test_latency.py times it)."""
+    from nas.run import latency_table, prepare
 
     out = tmp_path_factory.mktemp("prepared")
-    prepare(tiny_search_config(), out)
+    config = tiny_search_config()
+    prepare(config, out)
+    latency_table(config, out)
     return out
 
 
@@ -81,4 +87,5 @@ def fresh_run(prepared_run, tmp_path) -> Path:
     out.mkdir()
     for part in ("teacher", "cache"):
         shutil.copytree(prepared_run / part, out / part)
+    shutil.copy2(prepared_run / "latency.json", out / "latency.json")
     return out

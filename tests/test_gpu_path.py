@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CELL = ROOT / "docs" / "cell.json"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 # the "cuda" mark is not registered in pyproject.toml (yet): keep collection quiet about it
-PLACEMENT = dict(workers=0, gpus_per_child=0.25, max_children=4, child_steps=100)
+PLACEMENT = dict(workers=0, gpus_per_child=0.25, max_children=4, child_steps=50)
 """The placement search: 4 workers from 1 GPU / 0.25, children long enough to overlap."""
 
 

@@ -80,7 +80,7 @@ def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
     assert ok and all(0 <= r["quality"] <= 1 and r["gflops"] > 0 for r in ok)
     assert (fresh_run / "progress.png").stat().st_size > 1000
     assert any((fresh_run / "tb").iterdir())
-    # the latency table, timed before the children, and the front they make
+    # the latency table (the prepared run's, reused as a resume would) and the front they make
     table = json.loads((fresh_run / "latency.json").read_text())
     assert table["device"] and table["setting"]["resolution"] == [32, 48]
     assert all(r["latency_ms"] > 0 and 0 < r["copy_gflops"] < r["static_gflops"] for r in ok)
