@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     static = static_parts(net, frames[:1])
     nonkey, nonkey_all = nonkey_parts(net, frames)
     static_all = count_flops(net.slow, frames[:1])
+    key_all = count_flops(net.key_step, frames[:1])  # the static network and the fast encoder
     base = static_all.gflops
     print(
         f"{args.cell} (alpha {cell.alpha}, beta {cell.beta}) on {args.backbone} at {h}x{w}: "
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'part':38} {'GFLOPs':>8} {'share':>7} {'dense':>7}")
     for title, parts, whole in (
         ("static frame", static, static_all),
+        ("key frame", {}, key_all),
         ("non-key frame", nonkey, nonkey_all),
     ):
         for name, r in [*parts.items(), ("all", whole)]:
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.dense_gflops / base:7.1%}"
             )
     for density, g in (("", nonkey_all.gflops), ("dense ", nonkey_all.dense_gflops)):
-        avg = per_frame(base, g, cell.alpha)
+        avg = per_frame(key_all.gflops, g, cell.alpha)
         print(f"per frame at alpha {cell.alpha}, {density}non-key: {avg / base:.1%} of static")
     return 0
 

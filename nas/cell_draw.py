@@ -3,8 +3,9 @@
 Left to right by depth: the three inputs (D_k, the fused fast features, the fast features
 of frame t), then each node with its two op boxes just before it, then the output (sum,
 concat or residual). Edges take the colour of the state they read, so a long edge can be
-followed past the columns it crosses; ``none`` ops are grey and dashed, ops that also read
-F_t and F_k (gated_conv, warp, tdiff) are orange. ``layout_cell`` places every box (in
+followed past the columns it crosses; ``none`` ops, inputs never read and nodes never
+computed (``Genotype.live_states``) are grey and dashed, ops that also read F_t and F_k
+(gated_conv, warp, tdiff) are orange. ``layout_cell`` places every box (in
 inches), ``draw_cell`` renders the layout to SVG and PNG.
 """
 
@@ -54,7 +55,7 @@ class Box:
     w: float
     h: float
     text: str
-    kind: str  # input, unused_input, op, none_op, motion_op, node, output
+    kind: str  # input, unused_input, op, none_op, motion_op, node, unused_node, output
 
     def left(self) -> tuple[float, float]:
         return self.x - self.w / 2, self.y
@@ -131,6 +132,7 @@ def layout_cell(genotype: Genotype, subtitle: str = "") -> CellLayout:
     boxes, edges = layout.boxes, []
 
     used = inputs_read(genotype)
+    live = genotype.live_states()
     for i in range(3):
         y = middle + (1 - i) * (INPUT_H + INPUT_GAP)
         text = INPUT_TEXT[i].format(fusion=genotype.fusion, beta=genotype.beta)
@@ -144,7 +146,8 @@ def layout_cell(genotype: Genotype, subtitle: str = "") -> CellLayout:
         for row, k in enumerate(ks):
             y = middle + ((len(ks) - 1) / 2 - row) * slot
             node = genotype.nodes[k]
-            boxes[f"node:{k}"] = Box(x_node, y, NODE_W, NODE_H, f"node {k}", "node")
+            kind = "node" if 3 + k in live else "unused_node"  # never computed
+            boxes[f"node:{k}"] = Box(x_node, y, NODE_W, NODE_H, f"node {k}", kind)
             # the op reading the higher state sits on top: fewer crossing edges
             order = sorted((0, 1), key=lambda j: -boxes[_state_key(node.inputs[j])].y)
             for place, j in enumerate(order):
@@ -203,11 +206,12 @@ STYLE = {  # kind -> (face, edge colour, line style)
     "motion_op": ("#ffd8a8", "#c46a00", "solid"),
     "none_op": ("#ffffff", NONE_GREY, "dashed"),
     "node": ("#fff6cc", "#a08600", "solid"),
+    "unused_node": ("#f2f2f2", NONE_GREY, "dashed"),
     "output": ("#e3f4e1", "#2f7a2a", "solid"),
 }
 LEGEND = (  # two lines: one would overflow the picture of a shallow cell
     "a node sums its two ops  ·  edges take the colour of the state they read\n"
-    "orange ops also read $F_t$ and $F_k$  ·  grey dashed: none (adds nothing), an input never read"
+    "orange ops also read $F_t$ and $F_k$  ·  grey dashed: none (adds nothing), unused inputs/nodes"
 )
 
 
@@ -234,7 +238,7 @@ def render(layout: CellLayout, dpi: int = 110) -> Figure:
             )
         )
         size = 9 if box.kind in ("op", "motion_op", "none_op") else 10
-        colour = NONE_GREY if box.kind in ("none_op", "unused_input") else "#1a1a1a"
+        colour = NONE_GREY if box.kind in ("none_op", "unused_input", "unused_node") else "#1a1a1a"
         ax.text(
             box.x, box.y, box.text, ha="center", va="center", fontsize=size, color=colour, zorder=4
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nas.checkpoint import load_weights, read_json, write_json
 from nas.models.config import NetConfig
-from nas.models.video import VideoSegNet
+from nas.models.video import VideoSegNet, unbuilt_fusion_keys
 from search_spaces.genotype import Genotype, GenotypeError
 
 
@@ -78,6 +78,8 @@ def load_fitting(net: VideoSegNet, state: dict, context: str) -> None:
     """Load ``state`` into ``net`` only if every tensor is there with its shape; else one
     ValueError (``context``: what does not fit what) naming what differs."""
     own = net.state_dict()
+    dropped = set(unbuilt_fusion_keys(net.fast, state))  # as net.load_state_dict drops them
+    state = {k: v for k, v in state.items() if k not in dropped}
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [

@@ -108,7 +108,8 @@ class CellParts:
     step: list[str]
     """A non-key frame outside the cell."""
     cell: list[str]
-    """The cell itself: its ops (every node runs, read or not), node sums and output."""
+    """The cell itself: the ops and sums of the nodes it computes (``live_states``), and its
+    output."""
 
 
 def cell_parts(genotype: Genotype) -> CellParts:
@@ -126,8 +127,10 @@ def cell_parts(genotype: Genotype) -> CellParts:
         if uses_fused:
             step.append(f"fusion/{genotype.fusion}/{beta}/{alpha}")
     cell = []
-    for node in genotype.nodes:
-        cell += [f"op/{op}" for op in node.ops] + ["add"]
+    live = genotype.live_states()
+    for k, node in enumerate(genotype.nodes):
+        if 3 + k in live:
+            cell += [f"op/{op}" for op in node.ops] + ["add"]
     leaves = len(genotype.leaf_nodes())
     if genotype.output == "concat":
         cell.append(f"concat/{leaves}")

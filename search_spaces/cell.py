@@ -4,7 +4,9 @@ States 0, 1, 2 are the inputs; node i (state 3 + i) sums op_a(state a) + op_b(st
 The output is the sum of the leaf nodes (no node reads them), their concatenation followed
 by a 1x1 conv + BN, or (``residual``) the slow state plus a per-channel gain times their sum:
 the gain starts at zero, so a residual cell starts as the copy baseline (D^_t = D_k) and
-learns only what changed since the key frame.
+learns only what changed since the key frame. Only the nodes the output depends on are
+computed (``Genotype.live_states``): one read by ``none`` or ``tdiff`` alone keeps its
+weights (so saved weights load either way) but never runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class DynamicCell(nn.Module):
             nn.ModuleList(build_op(name, channels) for name in node.ops) for node in genotype.nodes
         )
         self.leaves = genotype.leaf_nodes()
+        live = genotype.live_states()
+        self.live = [3 + k in live for k in range(len(genotype.nodes))]
         self.concat = genotype.output == "concat"
         if self.concat:
             self.combine = nn.Sequential(
@@ -40,8 +44,10 @@ class DynamicCell(nn.Module):
 
     def forward(self, ctx: CellContext) -> Tensor:
         states = [ctx.slow, ctx.fused_fast, ctx.fast]
-        for (a, b), (op_a, op_b) in zip(self.inputs, self.ops):
-            states.append(op_a(states[a], ctx) + op_b(states[b], ctx))
+        for live, (a, b), (op_a, op_b) in zip(self.live, self.inputs, self.ops):
+            # a node the output does not depend on is read by none or tdiff alone, which
+            # take nothing from it but its shape: any state of that shape stands in for it
+            states.append(op_a(states[a], ctx) + op_b(states[b], ctx) if live else ctx.slow)
         leaves = [states[i] for i in self.leaves]
         if self.concat:
             return self.combine(torch.cat(leaves, dim=1))

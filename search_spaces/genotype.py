@@ -62,30 +62,35 @@ class Genotype:
         used = {i for node in self.nodes for i in node.inputs}
         return [3 + k for k in range(len(self.nodes)) if 3 + k not in used]
 
-    def used_inputs(self) -> set[int]:
-        """Cell inputs (0 slow, 1 fused fast, 2 fast) that reach the output through an op
-        other than ``none``; ops that read the fast pathway themselves count as using it."""
-        from search_spaces.ops import OPS_READING_FAST
+    def live_states(self) -> set[int]:
+        """Cell states (0 slow, 1 fused fast, 2 fast, 3 + i node i) the output depends on:
+        the leaves, and back from them through every op that computes from its input (not
+        ``none`` or ``tdiff``). Only these are computed; a node outside them is read by
+        ``none`` or ``tdiff`` alone."""
+        from search_spaces.ops import OPS_IGNORING_INPUT
 
-        reached: set[int] = set()
+        live: set[int] = set()
         stack = list(self.leaf_nodes())
-        seen: set[int] = set()
         while stack:
             idx = stack.pop()
-            if idx in seen:
+            if idx in live:
                 continue
-            seen.add(idx)
-            if idx < 3:
-                reached.add(idx)
-                continue
-            node = self.nodes[idx - 3]
-            for inp, op in zip(node.inputs, node.ops):
-                if op == "none":
-                    continue
-                if op in OPS_READING_FAST:
-                    reached.add(2)
-                stack.append(inp)
-        return reached
+            live.add(idx)
+            if idx >= 3:
+                node = self.nodes[idx - 3]
+                stack += [i for i, op in zip(node.inputs, node.ops) if op not in OPS_IGNORING_INPUT]
+        return live
+
+    def used_inputs(self) -> set[int]:
+        """Cell inputs (0 slow, 1 fused fast, 2 fast) the output depends on: the live ones,
+        and the fast pathway where a live node has an op that reads it itself."""
+        from search_spaces.ops import OPS_READING_FAST
+
+        live = self.live_states()
+        reads_fast = any(
+            op in OPS_READING_FAST for idx in live if idx >= 3 for op in self.nodes[idx - 3].ops
+        )
+        return (live & {0, 1, 2}) | ({2} if reads_fast else set())
 
     def validate(self, op_names: tuple[str, ...] | None = None) -> Genotype:
         """Raise GenotypeError naming the first invalid field; return self when valid."""

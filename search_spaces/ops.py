@@ -159,6 +159,9 @@ OPS: dict[str, Callable[[int], nn.Module]] = {
 }
 OP_NAMES: tuple[str, ...] = tuple(OPS)
 OPS_READING_FAST = frozenset({"gated_conv", "warp", "tdiff"})
+OPS_IGNORING_INPUT = frozenset({"none", "tdiff"})
+"""Ops whose output does not depend on their input's values (``none`` takes its shape only):
+a node read by these alone does not reach the cell's output and is not computed."""
 
 
 def build_op(name: str, channels: int) -> nn.Module:

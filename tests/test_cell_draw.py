@@ -58,6 +58,15 @@ def test_columns_follow_depth_and_unused_inputs_are_marked():
     for output, kind in (("sum", "unused_input"), ("residual", "input")):
         layout = layout_cell(replace(fast_only, output=output))
         assert layout.boxes["input:0"].kind == kind
+    # node 0 is read by tdiff alone: never computed, and so the fused input is never read
+    nodes = (Node((1, 1), ("conv3x3", "sep3x3")), Node((3, 0), ("tdiff", "skip")))
+    layout = layout_cell(Genotype(4, "1/4", "time_to_channel", nodes))
+    assert [layout.boxes[f"node:{k}"].kind for k in range(2)] == ["unused_node", "node"]
+    assert [layout.boxes[f"input:{i}"].kind for i in range(3)] == [
+        "input",
+        "unused_input",
+        "input",
+    ]
 
 
 def crosses(start, end, box: Box) -> bool:

@@ -48,6 +48,16 @@ def test_it_prints_both_frames_and_refuses_a_bad_cell(tmp_path, capsys):
     assert cost_parts.main(argv) == 0
     out = capsys.readouterr().out
     assert "static frame: all" in out and "non-key frame: fast encoder" in out
+    gflops = {
+        line[:38].strip(): float(line[38:].split()[0])
+        for line in out.splitlines()
+        if line.endswith("%") and ": all" in line[:38]
+    }
+    # a key frame runs the fast encoder too: the per-frame share counts it
+    key, nonkey = gflops["key frame: all"], gflops["non-key frame: all"]
+    assert key > gflops["static frame: all"]
+    share = (key + 3 * nonkey) / 4 / gflops["static frame: all"]
+    assert f"per frame at alpha 4, non-key: {share:.1%} of static" in out
     bad = tmp_path / "cell.json"
     bad.write_text(json.dumps({"alpha": 3}))
     assert cost_parts.main(["--cell", str(bad), *argv]) == 2

@@ -58,6 +58,15 @@ def test_a_cell_that_reads_only_the_slow_state_runs_no_fast_part():
         predict({"entries": {"static": 1.0}, "cell_factor": 1.0}, copy)
 
 
+def test_a_node_the_output_does_not_depend_on_adds_no_part():
+    """Node 0 is read by tdiff alone: its ops and sum are not run, nor is the fusion only
+    node 0 read."""
+    nodes = (Node((1, 1), ("conv3x3", "sep3x3")), Node((3, 2), ("tdiff", "warp")))
+    parts = cell_parts(Genotype(4, "1/4", "time_to_channel", nodes, "sum"))
+    assert parts.cell == ["op/tdiff", "op/warp", "add"]
+    assert not any(p.startswith("fusion/") for p in parts.step)
+
+
 def test_a_built_table_holds_every_part_of_the_space(monkeypatch):
     monkeypatch.setattr(latency, "PASSES", 1)
     monkeypatch.setattr(latency, "SECONDS_PER_PASS", 1e-4)

@@ -1,5 +1,5 @@
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +223,51 @@ def test_load_pretrained_mismatch_lists_missing_and_unexpected_keys(tmp_path):
     assert "features.99.weight" in str(err.value)
     with pytest.raises(PretrainedMismatchError, match="shape"):
         load_pretrained(MobileNetV2Backbone(width_mult=0.5), tmp_path / "bad.safetensors")
+
+
+def test_nodes_the_output_does_not_depend_on_never_run_and_old_weights_still_load(tmp_path):
+    """Node 0 is read by tdiff alone and node 2 by none alone: neither runs, changing their
+    weights changes nothing, and the fused input only node 0 read is not built. Weights
+    saved while it was (versions up to 2026-12-01) load, by load_state_dict and by a cell
+    file, with the fusion's tensors dropped."""
+    from nas.cellfile import build_from_cell
+    from search_spaces.genotype import Node
+
+    nodes = (
+        Node((1, 1), ("conv3x3", "sep3x3")),
+        Node((3, 0), ("tdiff", "skip")),
+        Node((1, 2), ("gap", "warp")),
+        Node((4, 5), ("skip", "none")),
+    )
+    genotype = Genotype(4, "1/4", "time_strided_conv", nodes, "sum")
+    torch.manual_seed(0)
+    net = VideoSegNet(genotype, num_classes=3, config=TINY).eval()
+    assert net.fast is not None and net.fast.fusion is None
+    ran: list[str] = []
+    for k in (0, 2):
+        for j, op in enumerate(net.cell.ops[k]):
+            op.register_forward_hook(lambda m, i, o, name=f"{k}.{j}": ran.append(name))
+    clip = torch.rand(1, 5, 3, 32, 32)
+    with torch.no_grad():
+        before = net(clip)
+        for k in (0, 2):
+            for p in net.cell.ops[k].parameters():
+                p.add_(1.0)
+        torch.testing.assert_close(net(clip), before)
+    assert ran == []
+
+    from search_spaces.pathways import build_fusion
+
+    legacy = dict(net.state_dict())
+    fusion = build_fusion(genotype.fusion, net.fast.out_channels, TINY.deep_channels, 4)
+    legacy.update({f"fast.fusion.{k}": v for k, v in fusion.state_dict().items()})
+    fresh = VideoSegNet(genotype, num_classes=3, config=TINY).eval()
+    fresh.load_state_dict(legacy)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(clip), before)
+    save_file({k: v.contiguous() for k, v in legacy.items()}, tmp_path / "weights.safetensors")
+    cell = {"genotype": genotype.to_dict(), "num_classes": 3, "net": asdict(TINY)}
+    (tmp_path / "cell.json").write_text(json.dumps(cell))
+    loaded, _ = build_from_cell(tmp_path / "cell.json")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(clip), before)

@@ -61,6 +61,20 @@ class FastPathway(ProjectedFastEncoder):
         cf, c = self.out_channels, config.deep_channels
         self.fusion = build_fusion(genotype.fusion, cf, c, genotype.alpha) if uses_fused else None
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key in unbuilt_fusion_keys(self, state_dict, prefix):
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def unbuilt_fusion_keys(fast: nn.Module | None, state: dict, prefix: str = "fast.") -> list[str]:
+    """Keys of a fusion this fast pathway does not build. Weights saved by versions up to
+    2026-12-01 hold one where only ``tdiff`` or nodes the output does not depend on read the
+    fused input (computed, never used): loading drops them."""
+    if fast is None or getattr(fast, "fusion", None) is not None:
+        return []
+    return [k for k in state if k.startswith(prefix + "fusion.")]
+
 
 class VideoSegNet(nn.Module):
     """The video network of one genotype. Input frames: float N x 3 x H x W in [0, 1]."""
