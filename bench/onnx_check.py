@@ -104,7 +104,7 @@ def check_cell(net: VideoSegNet, resolution: tuple[int, int]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         difference = export_onnx(net, resolution, Path(folder), tolerance=float("inf"))
     seconds = time.perf_counter() - start
-    densities = [m.last_density for m in net.cell.modules() if isinstance(m, GatedConv)]
+    densities = [m.last_density for m in net.cell.computed_ops() if isinstance(m, GatedConv)]
     noise, largest = float32_noise(net, resolution)
     return {
         "difference": difference,

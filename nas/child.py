@@ -218,8 +218,11 @@ class ChildRun:
                 (static, b["teacher_t"]),
             ):
                 matrix.update(label_map(upsample_logits(logits[labelled], size)), gt)
-            densities += [
-                m.last_density for m in self.net.cell.modules() if hasattr(m, "sparse_branch")
+            densities += [  # a gate that never ran (an unused node's) has no density
+                m.last_density
+                for op in self.net.cell.computed_ops()
+                for m in op.modules()
+                if hasattr(m, "sparse_branch")
             ]
         return child, copy, static, densities
 

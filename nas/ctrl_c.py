@@ -30,18 +30,22 @@ def _on_sigint(signum: int, frame: Any) -> None:
 
 @contextmanager
 def remembered_ctrl_c() -> Iterator[None]:
-    """Remember any Ctrl-C heard inside the block (and raise it as Python does). Only the
-    main thread can hear signals: elsewhere the block runs as it is."""
+    """Remember any Ctrl-C heard inside the block (and raise it as Python does). Only where
+    Python's own handler is in place: in the main thread, and not where SIGINT is ignored
+    (``nohup``, a script's ``&``) or handled by someone else; there the block runs as it is."""
     global _heard
-    if threading.current_thread() is not threading.main_thread():
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield
         return
     _heard = False
-    previous = signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         _heard = False
 
 

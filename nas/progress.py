@@ -7,6 +7,7 @@ import time
 
 from ray.tune import Callback
 
+from nas.ctrl_c import raise_if_heard
 from nas.records import RunLog
 
 
@@ -30,6 +31,9 @@ class ProgressLine(Callback):
             f"device-s, {max(self.budget - spent, 0):.0f} left | best reward {best_text} | "
             f"{time.time() - self.t0:.0f} s"
         )
+
+    def on_step_begin(self, iteration, trials, **info):
+        raise_if_heard()  # Ray runs this hook unguarded: a Ctrl-C it swallowed ends the search
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if self.tty:

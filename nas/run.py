@@ -335,12 +335,13 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
         if searcher.budget_left() > 0:
             from ray.tune.error import TuneError
 
-            try:
-                with remembered_ctrl_c():
+            with remembered_ctrl_c():
+                try:
                     tuner.fit()
-                    raise_if_heard()  # one that Ray or a library swallowed all the same
-            except TuneError as exc:  # Ray passes the error on as a traceback's text
-                raise SearchStopped(stopped_message(str(exc), out)) from None
+                except TuneError as exc:  # Ray passes the error on as a traceback's text
+                    raise_if_heard()  # the error a Ctrl-C became inside Ray
+                    raise SearchStopped(stopped_message(str(exc), out)) from None
+                raise_if_heard()  # one that Ray or a library swallowed all the same
         sys.stdout.write("\n")
         new = run_log.records[n_before:]
         span = (searcher.last_end or time.time()) - ray_start

@@ -30,6 +30,7 @@ from nas.models.heads import label_map, upsample_logits
 from nas.models.video import VideoSegNet
 from nas.train_utils import (
     EpochCheckpoints,
+    ResumeError,
     WindowSampler,
     autocast,
     cosine_lr,
@@ -135,7 +136,14 @@ def train_video(
     if resume and checkpoints.exists():
         start, weights, state, history = checkpoints.load(identity)
         net.load_state_dict(weights)
-        opt.load_state_dict(state["optimizer"])
+        try:
+            opt.load_state_dict(state["optimizer"])
+        except ValueError as exc:  # torch: the saved groups hold other parameters
+            raise ResumeError(
+                f"{run_dir}: its optimizer state does not fit this network's trained "
+                f"parameters ({exc}); a checkpoint of a version up to 2026-12-01, which also "
+                "built a fusion only tdiff or unused nodes read? Use another --out"
+            ) from None
         scaler.load_state_dict(state["scaler"])
         log(f"[retrain] resuming after epoch {start}")
     steps = cfg.steps_per_epoch or math.ceil(sampler.frames / (cfg.batch_size * sampler.clip_len))

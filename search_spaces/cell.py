@@ -42,6 +42,10 @@ class DynamicCell(nn.Module):
         if self.residual:
             self.gain = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
+    def computed_ops(self) -> list[nn.Module]:
+        """The ops a forward runs: those of the nodes the output depends on."""
+        return [op for live, pair in zip(self.live, self.ops) if live for op in pair]
+
     def forward(self, ctx: CellContext) -> Tensor:
         states = [ctx.slow, ctx.fused_fast, ctx.fast]
         for live, (a, b), (op_a, op_b) in zip(self.live, self.inputs, self.ops):

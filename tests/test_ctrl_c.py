@@ -64,3 +64,33 @@ def test_the_searchers_callbacks_give_the_ctrl_c_back_to_the_search(tmp_path, mo
     with remembered_ctrl_c(), pytest.raises(KeyboardInterrupt):
         searcher.on_trial_complete("a", result(1.0))
     assert [r["trial_id"] for r in searcher.log.records] == ["a"]  # recorded before the plot
+
+
+def test_a_swallowed_ctrl_c_ends_the_search_at_rays_next_step(tmp_path):
+    """Ray calls the progress line's on_step_begin unguarded, every 0.1 s or so: a Ctrl-C
+    that Ray only logged ends the search there, not when the last child finishes."""
+    from nas.progress import ProgressLine
+
+    searcher = make_searcher(tmp_path)
+    line = ProgressLine(searcher.log, searcher, 100.0)
+    with remembered_ctrl_c():
+        line.on_step_begin(iteration=0, trials=[])  # nothing heard: nothing happens
+        with contextlib.suppress(Exception):
+            ctrl_c_into_an_import()
+        with pytest.raises(KeyboardInterrupt):
+            line.on_step_begin(iteration=1, trials=[])
+
+
+def test_a_search_that_ignores_sigint_keeps_ignoring_it():
+    """Started with nohup or a script's &, a search runs with SIGINT ignored: the block must
+    not install a handler that a signal to the process group would then raise through."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with remembered_ctrl_c():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            raise_if_heard()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

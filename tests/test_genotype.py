@@ -104,6 +104,9 @@ def test_copy_genotype_reads_only_the_slow_state():
 def test_used_inputs_follow_ops_that_read_the_fast_pathway():
     g = Genotype(2, "1/2", "time_to_channel", (Node((0, 1), ("gated_conv", "none")),), "sum")
     assert g.used_inputs() == {0, 2}
+    space = SearchSpace(n_nodes=1)
+    with pytest.raises(GenotypeError, match="nodes: this space has 1"):
+        space.encode(copy_genotype())
 
 
 def test_a_node_read_by_none_or_tdiff_alone_is_not_live_nor_are_its_inputs():
@@ -119,9 +122,6 @@ def test_a_node_read_by_none_or_tdiff_alone_is_not_live_nor_are_its_inputs():
     assert g.used_inputs() == {0, 2}  # tdiff reads the fast pathway; nothing reads input 1
     wired = Genotype(4, "1/4", "time_to_channel", nodes[:3] + (Node((4, 5), ("skip", "skip")),))
     assert wired.live_states() == {6, 5, 4, 2, 1, 0} and wired.used_inputs() == {0, 1, 2}
-    space = SearchSpace(n_nodes=1)
-    with pytest.raises(GenotypeError, match="nodes: this space has 1"):
-        space.encode(copy_genotype())
 
 
 def test_a_space_narrowed_to_residual_outputs_proposes_and_accepts_only_those():

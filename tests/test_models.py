@@ -243,6 +243,8 @@ def test_nodes_the_output_does_not_depend_on_never_run_and_old_weights_still_loa
     torch.manual_seed(0)
     net = VideoSegNet(genotype, num_classes=3, config=TINY).eval()
     assert net.fast is not None and net.fast.fusion is None
+    computed = [id(op) for op in net.cell.computed_ops()]  # what gate densities are read from
+    assert computed == [id(op) for k in (1, 3) for op in net.cell.ops[k]]
     ran: list[str] = []
     for k in (0, 2):
         for j, op in enumerate(net.cell.ops[k]):

@@ -124,6 +124,23 @@ def test_resume_with_other_settings_is_refused(one_epoch, tmp_path, capsys, othe
     assert "other settings (config differ)" in capsys.readouterr().err
 
 
+def test_resume_from_an_optimizer_of_other_parameters_is_one_clear_error(
+    one_epoch, tmp_path, capsys
+):
+    """What a checkpoint of a version that built a fusion this cell no longer builds gives:
+    the weights load (the fusion's dropped), the optimizer's saved groups do not fit."""
+    out = tmp_path / "run"
+    shutil.copytree(one_epoch, out)
+    path = out / "train" / read_json(out / "train" / "progress.json")["state"]
+    state = torch.load(path, weights_only=True)
+    extra = max(state["optimizer"]["state"]) + 1  # one more parameter than the network trains
+    state["optimizer"]["param_groups"][0]["params"].append(extra)
+    torch.save(state, path)
+    args = ["--cell", str(CELL), "--out", str(out), "--epochs", "2", "--resume"]
+    assert main([*args, *SYNTHETIC, *TINY]) == 2
+    assert "optimizer state does not fit this network" in capsys.readouterr().err
+
+
 def test_training_windows_compute_what_streaming_computes():
     genotype = Genotype.load(CELL)
     net = VideoSegNet(genotype, 3, NetConfig(width_mult=0.35, deep_channels=16)).eval()
