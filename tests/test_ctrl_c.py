@@ -16,6 +16,15 @@ from nas.ctrl_c import ctrl_c_wins, raise_if_heard, remembered_ctrl_c
 from tests.test_searcher import make_searcher, result
 
 
+@pytest.fixture(autouse=True)
+def python_hears_ctrl_c():
+    """Python's own SIGINT handler, as in a terminal: the tests may be started with SIGINT
+    ignored (a background job of a non-interactive shell, as CI can run them)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def ctrl_c_into_an_import() -> None:
     """What a Ctrl-C landing in a C extension's first import looks like to its caller."""
     try:
