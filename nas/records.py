@@ -11,7 +11,6 @@ never lands on a fragment, and the searcher runs the torn record's child again."
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import os
@@ -144,18 +143,15 @@ def _append_line(path: Path, line: str) -> None:
 
 
 def _import_pyplot():
-    """matplotlib's pyplot on the file-only backend, with a first tiny PNG drawn. Done when a
-    run log opens: a Ctrl-C that lands inside matplotlib's first import of a C extension
-    turns into an ImportError ("initialization failed"), and pyplot imports its backend only
-    at the first figure, so that figure is drawn now, before any child runs."""
+    """matplotlib's pyplot on the file-only backend. Imported when a run log opens: a
+    Ctrl-C that lands inside matplotlib's first import turns into an ImportError
+    ("initialization failed"); pyplot's backend, imported at the first figure, can still
+    meet one, and nas.ctrl_c gives that one back as the Ctrl-C it was."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(0.1, 0.1))
-    fig.savefig(io.BytesIO(), format="png")
-    plt.close(fig)
     return plt
 
 
