@@ -36,6 +36,7 @@ from nas.models.video import KeyStep, Step, VideoSegNet
 from nas.pareto import COST_FIELDS, front_records
 from nas.records import describe_bad, scan_records
 from nas.teacher_folder import TeacherFolder
+from nas.tracing import tracer_warnings_off
 from search_spaces.genotype import Genotype, GenotypeError
 
 FORMATS = ("torchscript", "onnx")
@@ -128,13 +129,15 @@ def write_cell_folder(
     }
     frame = torch.rand(1, 3, *resolution)
     if "torchscript" in formats:
-        with torch.no_grad():
+        with torch.no_grad(), tracer_warnings_off():
             key = torch.jit.trace(KeyStep(net), frame, check_trace=False)
             _, state = net.key_step(frame)
             step = torch.jit.trace(Step(net), (frame, *state), check_trace=False)
         key.save(str(folder / "key_step.pt"))
         step.save(str(folder / "step.pt"))
-        files["key_step.pt, step.pt"] = f"TorchScript key_step and step, {size}"
+        files["key_step.pt, step.pt"] = (
+            f"TorchScript key_step and step, traced on {size}; other frame sizes run too"
+        )
     if "onnx" in formats:
         # imported here: a TorchScript-only export needs neither onnx nor onnxruntime
         import onnxruntime

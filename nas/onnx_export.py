@@ -36,6 +36,7 @@ from nas.onnx_net import (
     STEP_OUTPUTS,
     OnnxVideoNet,
 )
+from nas.tracing import tracer_warnings_off
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -86,11 +87,9 @@ def write_graph(
     output_names: tuple[str, ...],
 ) -> None:
     """Trace ``module`` on ``args`` into an ONNX file at ``path`` and validate it."""
-    with warnings.catch_warnings():
-        # the TorchScript exporter is deprecated in favour of dynamo=True (see above), and
-        # the graphs are fixed-size by design: shapes read as Python numbers stay constants
+    with warnings.catch_warnings(), tracer_warnings_off():
+        # the TorchScript exporter is deprecated in favour of dynamo=True (see above)
         warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # F.pad's reversed-order Slice: left unfolded, computed at run time, same result
         warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
         torch.onnx.export(

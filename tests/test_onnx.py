@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ import torch
 from bench.onnx_check import randomize
 from nas.checkpoint import save_weights, write_json
 from nas.export import main as export_main
+from nas.export import write_cell_folder
 from nas.models.config import NetConfig
 from nas.models.video import StreamingSegmenter, VideoSegNet
 from nas.onnx_export import TOLERANCE, OnnxCheckError, export_onnx
@@ -62,6 +64,26 @@ def test_the_efficientnet_backbone_exports_at_an_odd_size(tmp_path):
     config = NetConfig(backbone="efficientnet_lite0", deep_channels=16)
     net = randomize(VideoSegNet(GENOTYPES["docs cell"], 3, config), 0, (33, 49))
     assert export_onnx(net, (33, 49), tmp_path) <= TOLERANCE
+
+
+def test_the_torchscript_graphs_run_at_other_sizes_and_trace_without_warnings(tmp_path):
+    """Traced at one size, key_step.pt and step.pt give the eager network's output at another
+    (the branches on sizes that the tracer freezes go the same way at every size:
+    nas/tracing.py), so the export does not show torch's TracerWarnings to the user."""
+    config = NetConfig(backbone="efficientnet_lite0", deep_channels=16)
+    net = randomize(VideoSegNet(GENOTYPES["docs cell"], 3, config), 0, SIZE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_cell_folder(net, tmp_path, SIZE, ("torchscript",), {}, {}, log=lambda _: None)
+    assert [str(w.message) for w in caught if w.category is torch.jit.TracerWarning] == []
+    traced = TorchScriptNet(tmp_path, alpha=4)
+    frames = torch.rand(3, 1, 3, 33, 49, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        (eager, state), (graph, graph_state) = net.key_step(frames[0]), traced.key_step(frames[0])
+        torch.testing.assert_close(graph, eager, atol=1e-5, rtol=0)
+        for frame in frames[1:]:
+            (eager, _), (graph, _) = net.step(frame, state), traced.step(frame, graph_state)
+            torch.testing.assert_close(graph, eager, atol=1e-5, rtol=0)
 
 
 def refuse_to_run(*args):
