@@ -54,8 +54,13 @@ def stopped_message(error_text: str, out: Path) -> str:
     return f"the search stopped inside Ray Tune on {name}: {detail}. {kept}; {resume}"
 
 
+def counted(n: int, one: str, many: str) -> str:
+    """``1 child``, ``2 children``: a count with its noun in the right number."""
+    return f"{n} {one if n == 1 else many}"
+
+
 def _children(n: int) -> str:
-    return f"{n} child" if n == 1 else f"{n} children"
+    return counted(n, "child", "children")
 
 
 def _log(msg: str) -> None:
@@ -366,12 +371,12 @@ def _run_search(config: SearchConfig, out: Path, budget: Budget, resume: bool) -
             run_log.update_front()
         run_log.close()
         _log(
-            f"[search] {len(new)} children this session in {span:.0f} s on {workers} "
-            f"workers: busy share {busy:.2f}; teacher {prep['teacher_seconds']:.0f} s, "
-            f"cache {prep['cache_seconds']:.0f} s and latency table "
-            f"{prep['latency_table_seconds']:.0f} s before that; the front holds "
-            f"{summary['front']['gflops']} cells by GFLOPs and {summary['front']['latency']} "
-            f"by latency ({out / 'pareto.json'}, {out / 'front.png'})"
+            f"[search] {_children(len(new))} this session in {span:.0f} s on "
+            f"{counted(workers, 'worker', 'workers')}: busy share {busy:.2f}; "
+            f"teacher {prep['teacher_seconds']:.0f} s, cache {prep['cache_seconds']:.0f} s "
+            f"and latency table {prep['latency_table_seconds']:.0f} s before that; the front "
+            f"holds {counted(summary['front']['gflops'], 'cell', 'cells')} by GFLOPs and "
+            f"{summary['front']['latency']} by latency ({out / 'pareto.json'}, {out / 'front.png'})"
         )
         return summary
     finally:

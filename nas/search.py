@@ -21,7 +21,7 @@ from nas.config import COSTS, SearchConfig, at_least, parse_resolution, resoluti
 from nas.config_file import read_config_file
 from nas.data import DATASETS
 from nas.models.backbones import BACKBONES, check_pretrained
-from nas.run import SearchStopped
+from nas.run import SearchStopped, counted
 from nas.run_lock import RunBusyError, run_lock
 
 CONTROLLERS = ("ppo", "random", "tpe", "evolution")
@@ -350,9 +350,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{interrupted_message(out)}", file=sys.stderr)
         return 130
     best = summary.get("best")
+    done = counted(summary["children"], "child", "children")
+    if best is None:
+        print(
+            f"done: {done}, none finished: nothing to export (each failed child's error is "
+            f"in {out / 'trials.jsonl'})"
+        )
+        return 0
     print(
-        f"done: {summary['children']} children, best reward "
-        f"{best['reward'] if best else float('nan'):.4f}; export the best cells with "
+        f"done: {done}, best reward {best['reward']:.4f}; export the best cells with "
         f"python -m nas.export {out} --top 3"
     )
     return 0

@@ -52,6 +52,21 @@ def test_unknown_dataset_is_refused_by_the_cli(capsys):
     assert "synthetic" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "summary, said",
+    [
+        ({"children": 1, "best": {"reward": 0.25}}, "done: 1 child, best reward 0.2500; export"),
+        ({"children": 2, "best": None}, "done: 2 children, none finished: nothing to export"),
+    ],
+    ids=["one child", "all failed"],
+)
+def test_the_last_line_says_what_there_is_to_export(summary, said, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("nas.run.run_search", lambda *args, **kwargs: summary)
+    assert main(["--budget", "1cpu-minutes", "--out", str(tmp_path / "run")]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(said) and "nan" not in last
+
+
 def test_search_records_every_child_and_exports_a_cell(ray_session, fresh_run):
     config = tiny_search_config(max_children=5, controller="ppo", ppo={"batch_size": 2})
     summary = run_search(config, fresh_run, parse_budget(config.budget))
