@@ -8,6 +8,8 @@ one by one through StreamingSegmenter (the slow pathway on every alpha-th frame,
 pathway and the cell on the others) at ``--resolution`` (default: the resolution the cell was
 trained at, from its cell.json, else the video's own); predictions are resized back to the
 frame size. It prints the network's frames per second and the share of key frames.
+``--masks DIR`` writes class-index PNGs named after a folder's frame files (so that
+``nas.evaluate`` matches them with the benchmark's labels) or 00000.png, ... for a video file.
 
 The cell needs its trained weights: weights.safetensors beside cell.json (as nas.export and
 nas.retrain write them) or --weights; --random-weights runs an untrained network on purpose.
@@ -25,6 +27,7 @@ import contextlib
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,14 +69,26 @@ def blend(frame: np.ndarray, mask: np.ndarray, colours: np.ndarray, weight: floa
     return mixed.round().astype(np.uint8)
 
 
-def read_frames(source: Path, max_frames: int | None) -> tuple[Iterator[np.ndarray], float]:
-    """RGB uint8 frames of a video file or a folder of images, and the frame rate."""
+def read_frames(
+    source: Path, max_frames: int | None
+) -> tuple[Iterator[tuple[str, np.ndarray]], float]:
+    """(name, RGB uint8 frame) of a video file or a folder of images, and the frame rate.
+
+    A folder's frames keep their file's stem as name, so masks written under it match the
+    benchmark's label files (``nas.evaluate``); a video's are numbered 00000, 00001, ..."""
     if not source.exists():
         raise VideoReadError(f"video {source} does not exist")
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise VideoReadError(f"folder {source} holds no {'/'.join(IMAGE_SUFFIXES)} frames")
+        stems = Counter(p.stem for p in files)
+        twice = sorted(stem for stem, n in stems.items() if n > 1)
+        if twice:  # their masks would overwrite each other
+            raise VideoReadError(
+                f"folder {source} holds frames of the same name in two formats "
+                f"({', '.join(twice[:3])}): keep one of each"
+            )
         return _folder_frames(files[:max_frames]), 25.0
     capture = cv2.VideoCapture(str(source))
     ok, first = capture.read() if capture.isOpened() else (False, None)
@@ -86,21 +101,21 @@ def read_frames(source: Path, max_frames: int | None) -> tuple[Iterator[np.ndarr
     return _video_frames(capture, first, max_frames), fps
 
 
-def _folder_frames(files: list[Path]) -> Iterator[np.ndarray]:
+def _folder_frames(files: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
     for path in files:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise VideoReadError(f"cannot read frame {path}")
-        yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        yield path.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _video_frames(
     capture: cv2.VideoCapture, first: np.ndarray, max_frames: int | None
-) -> Iterator[np.ndarray]:
+) -> Iterator[tuple[str, np.ndarray]]:
     frame, count = first, 0
     try:
         while frame is not None and (max_frames is None or count < max_frames):
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            yield f"{count:05d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             count += 1
             ok, frame = capture.read()
             frame = frame if ok else None
@@ -154,7 +169,7 @@ def segment(args: argparse.Namespace) -> dict:
         args.masks.mkdir(parents=True, exist_ok=True)
     done = False
     try:
-        for frame in frames:
+        for name, frame in frames:
             h, w = frame.shape[:2]
             small = (
                 frame
@@ -174,7 +189,7 @@ def segment(args: argparse.Namespace) -> dict:
                     writer = open_writer(partial, fps, (w, h))
                 writer.write(cv2.cvtColor(blend(frame, mask, colours), cv2.COLOR_RGB2BGR))
             if args.masks:
-                cv2.imwrite(str(args.masks / f"{count:05d}.png"), mask)
+                cv2.imwrite(str(args.masks / f"{name}.png"), mask)
             count += 1
         done = True
     finally:
@@ -233,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         help="run an untrained network when the cell has no weights (for timing only)",
     )
     p.add_argument("--out", type=Path, help="overlay video to write (.mp4, mp4v codec)")
-    p.add_argument("--masks", type=Path, help="folder for class-index PNG masks")
+    p.add_argument(
+        "--masks",
+        type=Path,
+        help="folder for class-index PNG masks, named after the frame files of a folder",
+    )
     p.add_argument(
         "--resolution",
         type=resolution_arg,

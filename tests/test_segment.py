@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from nas.checkpoint import save_weights
+from nas.evaluate import main as evaluate_main
 from nas.models.config import NetConfig
 from nas.models.video import VideoSegNet
 from nas.segment import main, palette
 from nas.video_report import export_cell
 from search_spaces.genotype import Genotype
+from tests.fixtures_data import CAMVID, make_camvid
 
 CELL = Path(__file__).resolve().parents[1] / "docs" / "cell.json"
 CLASSES = 3
@@ -93,11 +95,28 @@ def test_frame_folder_resolution_and_max_frames(cell, tmp_path):
         == 0
     )
     files = sorted(masks.glob("*.png"))
-    assert len(files) == 3
+    assert [f.name for f in files] == ["f000.png", "f001.png", "f002.png"]  # the frames' names
     assert cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED).shape == (36, 50)
 
 
-@pytest.mark.parametrize("what", ["missing", "not a video", "empty folder", "missing cell"])
+def test_masks_of_a_benchmark_frame_folder_are_scored_by_nas_evaluate(cell, tmp_path):
+    """segment -> evaluate on CamVid's own layout: the masks carry the label files' names."""
+    root = make_camvid(tmp_path)
+    masks = tmp_path / "preds"
+    frames = root / "CamVid" / "val"
+    assert main([str(frames), "--cell", str(cell), "--masks", str(masks)]) == 0
+    assert {p.name for p in masks.iterdir()} == {p.name for p in frames.iterdir()}
+    argv = ["--dataset", "camvid", "--data-root", str(root), "--split", "val"]
+    assert (
+        evaluate_main([*argv, "--predictions", str(masks), "--json", str(tmp_path / "r.json")]) == 0
+    )
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["frames"] == len(CAMVID["val"]) and 0 <= result["mIoU"] <= 1
+
+
+@pytest.mark.parametrize(
+    "what", ["missing", "not a video", "empty folder", "one name twice", "missing cell"]
+)
 def test_unreadable_input_is_one_clear_error(cell, tmp_path, capsys, what):
     video, cell_path = tmp_path / "in.mp4", cell
     if what == "not a video":
@@ -105,6 +124,11 @@ def test_unreadable_input_is_one_clear_error(cell, tmp_path, capsys, what):
     elif what == "empty folder":
         video = tmp_path / "empty"
         video.mkdir()
+    elif what == "one name twice":  # f.png and f.jpg would write one mask f.png
+        video = tmp_path / "frames"
+        video.mkdir()
+        for suffix in (".png", ".jpg"):
+            cv2.imwrite(str(video / f"f{suffix}"), np.zeros((8, 8, 3), np.uint8))
     elif what == "missing cell":
         write_video(video, frames=2)
         cell_path = tmp_path / "nope.json"
