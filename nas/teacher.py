@@ -165,8 +165,9 @@ def _train_loop(
                 },
             )
             sampler.rng = np.random.default_rng(load_training_state(state_path)["rng_seed"])
-        saved = done % cfg.checkpoint_every == 0 or done == steps
-        if saved or time.time() - shown >= PROGRESS_SECONDS:
+        saved = done % cfg.checkpoint_every == 0
+        since = time.time() - shown  # a checkpoint just after a timed line repeats it: skipped
+        if done == steps or since >= PROGRESS_SECONDS or (saved and since >= PROGRESS_SECONDS / 4):
             shown = time.time()
             log(
                 f"[teacher] {name}: step {done}/{steps} loss {running:.4f} "
