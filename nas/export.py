@@ -53,6 +53,18 @@ def formats_arg(text: str) -> tuple[str, ...]:
     return names
 
 
+def below_copy(record: dict) -> str | None:
+    """What to tell a user who exports a cell its own copy baseline beats, else None."""
+    quality, copy = record.get("quality"), record.get("copy_quality")
+    if quality is None or copy is None or quality >= copy:
+        return None
+    return (
+        f"quality {quality:.4f} is below the copy baseline's {copy:.4f} at the same alpha "
+        f"({record['genotype']['alpha']}): reusing the key frame's features does better; "
+        "--pareto exports only cells above it"
+    )
+
+
 def assemble(run: Path, record: dict) -> VideoSegNet:
     """The trained video network of one recorded child."""
     net = TeacherFolder(run / "teacher").video_net(Genotype.from_dict(record["genotype"]))
@@ -284,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                 + (f", {latency:.2f} ms/frame" if latency is not None else "")
                 + f" ({search.get('dataset')} at {resolution[0]}x{resolution[1]})"
             )
+            below = below_copy(record)
+            if below:
+                print(f"  note: {below}")
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

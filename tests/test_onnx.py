@@ -18,8 +18,8 @@ import torch
 
 from bench.onnx_check import randomize
 from nas.checkpoint import save_weights, write_json
+from nas.export import below_copy, write_cell_folder
 from nas.export import main as export_main
-from nas.export import write_cell_folder
 from nas.models.config import NetConfig
 from nas.models.video import StreamingSegmenter, VideoSegNet
 from nas.onnx_export import TOLERANCE, OnnxCheckError, export_onnx
@@ -198,10 +198,19 @@ def test_export_writes_both_formats_the_picture_and_the_card(exported):
         "cell.md",
     }
     assert "max abs difference" in printed and "opset 17" in printed
+    assert "note:" not in printed  # quality 0.5 above its copy baseline's 0.45
     card = (folder / "cell.md").read_text()
     assert f"python -m nas.retrain --cell {folder / 'cell.json'} --dataset synthetic" in card
     assert "--resolution 32x48" in card and "--data-root" not in card
     assert "node 0 | warp(D_k) + conv1x1(F_t)" in card and "--onnx" in card
+
+
+def test_a_cell_below_its_copy_baseline_is_exported_with_a_note():
+    record = {"quality": 0.3463, "copy_quality": 0.3651, "genotype": {"alpha": 8}}
+    note = below_copy(record)
+    assert "0.3463 is below the copy baseline's 0.3651" in note and "alpha (8)" in note
+    assert below_copy({**record, "quality": 0.37}) is None
+    assert below_copy({**record, "copy_quality": None}) is None  # a failed child's record
 
 
 class TorchScriptNet:
