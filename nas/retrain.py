@@ -56,6 +56,7 @@ from nas.video_report import (
     export_cell,
     markdown_table,
     report_notes,
+    verdict,
     write_report,
 )
 from nas.video_training import run_identity, train_video
@@ -411,7 +412,8 @@ def run(args: argparse.Namespace, log: Log) -> dict:
         },
     )
     log(
-        f"\n{markdown_table(report)}\n\n[retrain] report: {args.out / 'report.md'}; cell: "
+        f"\n{markdown_table(report)}\n\n{verdict(report)}\n\n[retrain] report: "
+        f"{args.out / 'report.md'}; cell: "
         f"{args.out / 'cell'}"
     )
     return report

@@ -79,12 +79,34 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def verdict(report: dict) -> str:
+    """One sentence: the video network against the copy baseline and the static network, on
+    non-key frames, and that it is one training seed."""
+    rows, metric = report["networks"], report["metric"]
+    video, copy, static = (rows[n]["quality_nonkey"] for n in ("video", "copy", "static"))
+    if None in (video, copy):
+        return f"no {metric} on non-key frames to compare (no non-key frame was scored)"
+    gain = video - copy
+    side = (
+        "above copy"
+        if gain > 0
+        else "not above copy: reusing the key frame's features does as well or better"
+    )
+    kept = f"{video / static:.1%} of static's {metric}" if static else f"static's {metric} 0"
+    return (
+        f"video vs copy at alpha {report['genotype']['alpha']}, {metric} on non-key frames: "
+        f"{gain:+.4f} ({side}); {kept} at {rows['video']['gflops_ratio']:.1%} of its GFLOPs; "
+        "one training seed (rerun with another --seed for the spread)"
+    )
+
+
 def write_report(out: Path, report: dict) -> None:
     write_json(out / "report.json", report)
     notes = "\n".join(f"- {note}" for note in report.get("notes", []))
     text = (
         f"# Retrain report: {report.get('dataset')} ({report.get('split')}), alpha "
-        f"{report['genotype']['alpha']}\n\n{markdown_table(report)}\n\n{notes}\n"
+        f"{report['genotype']['alpha']}\n\n{markdown_table(report)}\n\n{verdict(report)}\n\n"
+        f"{notes}\n"
     )
     (out / "report.md").write_text(text)
 

@@ -21,6 +21,7 @@ from nas.models.video import VideoSegNet
 from nas.retrain import main
 from nas.train_utils import augment_window
 from nas.video_eval import online_finetune
+from nas.video_report import verdict
 from nas.video_training import window_features
 from search_spaces.genotype import Genotype, Node
 from tests.fixtures_data import CELL, make_davis
@@ -64,6 +65,28 @@ def one_epoch(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.parametrize(
+    "video, copy, said",
+    [
+        (0.52, 0.50, "+0.0200 (above copy)"),
+        (0.50, 0.50, "+0.0000 (not above copy: reusing the key frame's features does as well"),
+        (0.40, 0.50, "-0.1000 (not above copy"),
+        (None, None, "no J&F on non-key frames to compare"),
+    ],
+)
+def test_the_verdict_compares_the_video_network_with_copy(video, copy, said):
+    rows = {"static": 0.6, "copy": copy, "video": video}
+    report = {
+        "metric": "J&F",
+        "genotype": {"alpha": 8},
+        "networks": {name: {"quality_nonkey": q, "gflops_ratio": 0.5} for name, q in rows.items()},
+    }
+    text = verdict(report)
+    assert said in text
+    if video is not None:
+        assert f"{video / 0.6:.1%} of static's J&F at 50.0% of its GFLOPs" in text
+
+
 def test_report_scores_three_networks_and_exports_a_loadable_cell(one_epoch):
     report = read_json(one_epoch / "report.json")
     assert report["metric"] == "mIoU"
@@ -74,7 +97,13 @@ def test_report_scores_three_networks_and_exports_a_loadable_cell(one_epoch):
     nets = report["networks"]
     assert nets["static"]["gflops_ratio"] == 1.0
     assert nets["copy"]["gflops_ratio"] < nets["video"]["gflops_ratio"] < 1.0
-    assert "| video |" in (one_epoch / "report.md").read_text()
+    text = (one_epoch / "report.md").read_text()
+    gain = nets["video"]["quality_nonkey"] - nets["copy"]["quality_nonkey"]
+    assert (
+        "| video |" in text
+        and f"video vs copy at alpha 4, mIoU on non-key frames: {gain:+.4f}" in text
+    )
+    assert "one training seed" in text
 
     net, data = build_from_cell(one_epoch / "cell" / "cell.json")
     assert data["resolution"] == [32, 32] and data["num_classes"] == 5
