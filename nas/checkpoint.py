@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 
@@ -76,7 +77,10 @@ def save_weights(module_or_state: torch.nn.Module | dict, path: str | Path) -> N
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:  # cut short, or not safetensors at all
+        raise ValueError(f"{path} is not a readable safetensors file ({exc})") from None
 
 
 def save_training_state(path: str | Path, state: dict) -> None:

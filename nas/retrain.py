@@ -47,7 +47,7 @@ from nas.data.images import DatasetLayoutError, ImageReadError
 from nas.models.backbones import BACKBONES, check_pretrained
 from nas.models.config import NetConfig
 from nas.models.video import VideoSegNet
-from nas.teacher import ensure_teacher
+from nas.teacher import check_teacher_file, ensure_teacher
 from nas.teacher_folder import TeacherFolder
 from nas.train_utils import EpochCheckpoints, ResumeError, WindowSampler, pick_device
 from nas.video_eval import NETWORKS, evaluate_networks, metric_of, per_frame_gflops
@@ -310,6 +310,9 @@ def check_inputs(args: argparse.Namespace, net: NetConfig, pretrained: str | Non
         raise ValueError("--clip-len 1 holds no non-key frame; use >= 2 (or 0: alpha)")
     if not args.teacher:
         check_pretrained(net.backbone, net.width_mult, net.output_stride, pretrained)
+    else:
+        root = args.data_root if args.dataset != "synthetic" else None
+        check_teacher_file(args.teacher, num_classes(args.dataset, root), net)
     if EpochCheckpoints(args.out / "train").exists() and not args.resume:
         raise ResumeError(
             f"{args.out} already holds a run; pass --resume to continue it or choose another --out"

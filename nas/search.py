@@ -309,6 +309,14 @@ def validate(config: SearchConfig) -> Budget:
         check_pretrained(
             net.backbone, net.width_mult, net.output_stride, config.resolved_pretrained()
         )
+    else:
+        from nas.data import num_classes
+        from nas.teacher import check_teacher_file
+
+        try:
+            check_teacher_file(config.teacher, num_classes(config.dataset, config.data_root), net)
+        except ValueError as exc:
+            raise SearchError(f"--teacher: {exc}") from None
     return budget
 
 

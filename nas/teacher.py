@@ -175,6 +175,46 @@ def _train_loop(
             )
 
 
+def check_teacher_file(path: str | Path, num_classes: int, net: NetConfig) -> None:
+    """A ``--teacher`` file must be a StaticSegNet of this backbone, width and class count:
+    one ValueError naming what does not fit, before any data is loaded (loading it later
+    failed after the data, with a page of key names)."""
+    weights = load_weights(path)
+    expected = {k: tuple(v.shape) for k, v in StaticSegNet(num_classes, net).state_dict().items()}
+    missing = sorted(expected.keys() - weights.keys())
+    extra = sorted(weights.keys() - expected.keys())
+    reshaped = [
+        k
+        for k in sorted(expected.keys() & weights.keys())
+        if tuple(weights[k].shape) != expected[k]
+    ]
+    if not (missing or extra or reshaped):
+        return
+
+    def more(names: list[str]) -> str:
+        return ", ..." if len(names) > 1 else ""
+
+    found = []
+    if missing:
+        found.append(
+            f"{len(missing)} of its tensors are not in the file ({missing[0]}{more(missing)})"
+        )
+    if extra:
+        found.append(f"{len(extra)} in the file are not its ({extra[0]}{more(extra)})")
+    if reshaped:
+        k = reshaped[0]
+        found.append(
+            f"{len(reshaped)} have another shape ({k}: {tuple(weights[k].shape)} in the file, "
+            f"{expected[k]} expected{more(reshaped)})"
+        )
+    raise ValueError(
+        f"{path} is not a static network of backbone {net.backbone}, width {net.width_mult:g}, "
+        f"{net.deep_channels} deep channels and {num_classes} classes: {'; '.join(found)}. "
+        "Give the teacher.safetensors of a search or retrain on the same dataset with the same "
+        "--backbone, or leave --teacher out to train one"
+    )
+
+
 def ensure_teacher(
     out_dir: Path,
     train_clips: Sequence[Clip] | Callable[[], Sequence[Clip]],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from controllers import make_controller
@@ -84,3 +86,34 @@ def test_a_resume_refuses_other_outputs(tmp_path):
     assert resumed_config(parse(same)).outputs == ""
     with pytest.raises(SearchError, match="--outputs"):
         resumed_config(parse(["--resume", "--out", str(tmp_path), "--outputs", "residual"]))
+
+
+@pytest.mark.parametrize(
+    "teacher, message",
+    [
+        ("corrupt", "is not a readable safetensors file"),
+        (
+            "3 classes",
+            "2 have another shape (head.classifier.bias: (3,) in the file, (5,) expected",
+        ),
+        ("fits", None),
+    ],
+)
+def test_a_teacher_file_is_checked_before_any_data_is_loaded(teacher, message, tmp_path):
+    from nas.checkpoint import save_weights
+    from nas.models.static import StaticSegNet
+    from nas.search import SearchError, validate
+
+    path = tmp_path / "teacher.safetensors"
+    if teacher == "corrupt":  # a download cut short
+        save_weights(StaticSegNet(5, SearchConfig().net_config()), path)
+        path.write_bytes(path.read_bytes()[:1000])
+    else:
+        classes = 3 if teacher == "3 classes" else 5
+        save_weights(StaticSegNet(classes, SearchConfig().net_config()), path)
+    config = SearchConfig(teacher=str(path))
+    if message is None:
+        assert validate(config).seconds > 0
+    else:
+        with pytest.raises(SearchError, match=re.escape(message)):
+            validate(config)

@@ -316,6 +316,10 @@ def test_an_unknown_step_head_is_refused():
             lambda a, t: a.extend(["--dataset", "synthetic", "--teacher", str(t / "no.st")]),
             "--teacher file",
         ),
+        (  # a teacher of 3 classes for the synthetic 5
+            lambda a, t: a.extend(["--dataset", "synthetic", "--teacher", other_teacher(t)]),
+            "2 have another shape (head.classifier.bias: (3,) in the file, (5,) expected",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error_and_computes_nothing(tmp_path, capsys, change, message):
@@ -327,6 +331,29 @@ def test_bad_input_is_one_clear_error_and_computes_nothing(tmp_path, capsys, cha
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_teacher_of_another_run_is_reused_as_it_is(one_epoch, tmp_path):
+    teacher = one_epoch / "teacher" / "teacher.safetensors"
+    out = tmp_path / "again"
+    argv = ["--cell", str(CELL), "--out", str(out), "--teacher", str(teacher)]
+    assert main([*argv, "--epochs", "1", *SYNTHETIC, *TINY]) == 0
+    report = read_json(out / "report.json")
+    assert report["teacher"]["source"] == str(teacher.resolve())
+    assert (
+        report["networks"]["static"] == read_json(one_epoch / "report.json")["networks"]["static"]
+    )
+
+
+def other_teacher(tmp_path: Path) -> str:
+    """A static network of TINY's sizes, of 3 classes."""
+    from nas.checkpoint import save_weights
+    from nas.models.static import StaticSegNet
+
+    path = tmp_path / "teacher3.safetensors"
+    net = NetConfig(backbone="mobilenet_v2", width_mult=0.35, deep_channels=16)
+    save_weights(StaticSegNet(3, net), path)
+    return str(path)
 
 
 def bad_cell(tmp_path: Path) -> Path:
