@@ -5,6 +5,7 @@ error naming the file, the setting, the value and what was expected."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import types
 import typing
@@ -79,18 +80,13 @@ def check_types(data: dict[str, Any], source: str) -> None:
     """Every known setting in ``data`` has the type SearchConfig declares (the ppo section's
     those of PPOConfig); ConfigError naming ``source``, the field, the value and the type.
     A number written as text for a float setting (YAML's 3e-3) becomes that float."""
-    known = {f.name for f in fields(SearchConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown settings {unknown}; known: {sorted(known)}")
+    _refuse_unknown(data, {f.name for f in fields(SearchConfig)}, f"{source}: unknown settings")
     checks = [(data, typing.get_type_hints(SearchConfig), "")]
     if isinstance(data.get("ppo"), dict):
         from controllers.ppo import PPOConfig
 
         ppo_known = {f.name for f in fields(PPOConfig)}
-        wrong = sorted(set(data["ppo"]) - ppo_known)
-        if wrong:
-            raise ConfigError(f"{source}: unknown ppo settings {wrong}; known: {sorted(ppo_known)}")
+        _refuse_unknown(data["ppo"], ppo_known, f"{source}: unknown ppo settings")
         checks.append((data["ppo"], typing.get_type_hints(PPOConfig), "ppo."))
     for values, hints, prefix in checks:
         for name, value in list(values.items()):
@@ -102,6 +98,18 @@ def check_types(data: dict[str, Any], source: str) -> None:
                 raise ConfigError(
                     f"{source}: {prefix}{name} is {value!r}, which is not {_expected(hints[name])}"
                 )
+
+
+def _refuse_unknown(values: dict, known: set[str], what: str) -> None:
+    """ConfigError listing the names not in ``known``, with the known name each is closest to
+    (a typo's likely fix) and every known name."""
+    unknown = sorted(set(values) - known)
+    if not unknown:
+        return
+    close = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
+    meant = [f"{name} -> {match[0]}" for name, match in close.items() if match]
+    hint = f" (did you mean: {', '.join(meant)}?)" if meant else ""
+    raise ConfigError(f"{what} {unknown}{hint}; known: {sorted(known)}")
 
 
 def read_config_file(path: str) -> dict[str, Any]:

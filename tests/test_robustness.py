@@ -106,7 +106,10 @@ def config_file(tmp_path: Path, name: str, text: str) -> str:
         ([("cfg.yaml", "workers: -1\n")], "workers is -1: it must be >= 1"),
         ([("cfg.yaml", "dataset: [1,\n  b: 2\n")], "cfg.yaml is not valid YAML"),
         ([("cfg.json", '{"workers": 2,}')], "cfg.json is not valid JSON"),
-        ([("cfg.yaml", "wrokers: 2\n")], "cfg.yaml: unknown settings ['wrokers']"),
+        (
+            [("cfg.yaml", "wrokers: 2\n")],
+            "cfg.yaml: unknown settings ['wrokers'] (did you mean: wrokers -> workers?)",
+        ),
         ([("cfg.yaml", "ppo:\n  batch_size: x\n")], "ppo.batch_size is 'x'"),
         (["--resume"], "--resume needs --out RUN"),
     ],
