@@ -13,11 +13,8 @@ import contextlib
 import json
 import math
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import torch
 
 from nas.trainable import DEVICE_ENV, NoCudaForGpuError, device_for
 from tests.conftest import tiny_search_config
+from tests.processes import ray_tmp_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL = ROOT / "docs" / "cell.json"
@@ -103,20 +101,6 @@ def test_a_trial_given_an_unusable_gpu_reports_a_failed_child(monkeypatch, prepa
 
 
 # ---- Ray's placement on a declared GPU -------------------------------------------------------
-def _kill_tree(marker: str) -> None:
-    """Kill every process whose command line names ``marker`` (Ray's leftovers)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore")
-        except OSError:
-            continue
-        if marker in cmd:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-
-
 def _trial_results(run: Path) -> list[list[dict]]:
     """Every trial's reports, from Ray's own result.json files."""
     trials = []
@@ -132,9 +116,8 @@ def test_four_children_share_one_declared_gpu(fresh_run):
     """One GPU declared to Ray, 0.25 per child: four children at once, each told GPU 0. Torch
     sees no GPU here, so the children run on the CPU by the explicit NAS_CHILD_DEVICE=cpu
     (without it each would fail, as the test above shows)."""
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rg", dir="/tmp"))  # Ray's socket paths are short
     env = {**os.environ, "PYTHONPATH": str(ROOT), DEVICE_ENV: "cpu"}
-    try:
+    with ray_tmp_dir("rg") as ray_tmp:
         done = subprocess.run(
             [sys.executable, "-m", "tests.test_gpu_path", str(fresh_run), str(ray_tmp)],
             cwd=ROOT,
@@ -143,9 +126,6 @@ def test_four_children_share_one_declared_gpu(fresh_run):
             text=True,
             timeout=400,
         )
-    finally:
-        _kill_tree(str(ray_tmp))
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["workers"] == 4 and seen["children"] == 4

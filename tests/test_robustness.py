@@ -8,11 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from nas.run import budget_lines, run_search
 from nas.run_lock import run_lock
 from nas.search import main
 from tests.conftest import tiny_search_config
+from tests.processes import ray_tmp_dir, wait_for_a_child_in_flight
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,20 +201,6 @@ def test_the_dashboard_line_says_where_the_token_is(monkeypatch):
 
 
 # ---- Ctrl-C among the children, then a torn record ------------------------------------------
-def _kill_tree(marker: str) -> None:
-    """Kill every process whose command line names ``marker`` (Ray's leftovers)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore")
-        except OSError:
-            continue
-        if marker in cmd:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-
-
 def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
     ray_session, fresh_run, tmp_path, capsys
 ):
@@ -225,10 +210,9 @@ def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
         max_children=8, child_steps=60, controller="random", budget="30cpu-minutes"
     )
     (fresh_run / "search.json").write_text(json.dumps(config.to_dict()))
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))
-    env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
     log_path = tmp_path / "search.log"
-    with open(log_path, "w") as log:
+    with ray_tmp_dir("rk") as ray_tmp, open(log_path, "w") as log:
+        env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "nas.search", "--resume", "--out", str(fresh_run)],
             cwd=ROOT,
@@ -241,27 +225,13 @@ def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.time() + 240
-            while time.time() < deadline:
-                time.sleep(0.2)
-                done = {r["proposal_id"] for r in read_records(fresh_run / "trials.jsonl")}
-                try:
-                    state = json.loads((fresh_run / "searcher.json").read_text())
-                except (OSError, json.JSONDecodeError):
-                    continue
-                if done and {p["id"] for p in state["proposals"].values()} - done:
-                    break
-                assert proc.poll() is None, log_path.read_text()[-3000:]
-            else:
-                pytest.fail("no child finished while another ran:\n" + log_path.read_text())
+            wait_for_a_child_in_flight(fresh_run, proc, log_path, poll=0.2)
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the group
             rc = proc.wait(timeout=120)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            _kill_tree(str(ray_tmp))
-            shutil.rmtree(ray_tmp, ignore_errors=True)
     printed = log_path.read_text()
     assert rc == 130, printed[-3000:]
     assert f"continue with --resume --out {fresh_run}" in printed

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ from nas.records import read_records
 from nas.run import run_search
 from nas.search import main
 from tests.conftest import tiny_search_config
+from tests.processes import ray_tmp_dir, wait_for_a_child_in_flight
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,20 +137,6 @@ def test_a_diverging_child_is_recorded_as_failed_and_the_search_goes_on(ray_sess
     assert summary["front"] == {"gflops": 0, "latency": 0}  # failed children are on no front
 
 
-def _kill_tree(marker: str) -> None:
-    """Kill every process whose command line names ``marker`` (Ray's leftovers)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore")
-        except OSError:
-            continue
-        if marker in cmd:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-
-
 def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
     ray_session, fresh_run, tmp_path
 ):
@@ -163,45 +146,22 @@ def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
         max_children=6, child_steps=60, controller="random", budget="30cpu-minutes"
     )
     (fresh_run / "search.json").write_text(json.dumps(config.to_dict()))
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))  # Ray's socket paths are short
-    env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
-    log = open(tmp_path / "search.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nas.search", "--resume", "--out", str(fresh_run)],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.time() + 240
-    in_flight: set[str] = set()
-    try:
-        while time.time() < deadline:
-            time.sleep(0.5)
-            done = read_records(fresh_run / "trials.jsonl")
-            try:
-                state = json.loads((fresh_run / "searcher.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            in_flight = {p["id"] for p in state["proposals"].values()}
-            if done and in_flight - {r["proposal_id"] for r in done}:
-                break
-            assert proc.poll() is None, (
-                "the search ended before it could be killed:\n"
-                + (tmp_path / "search.log").read_text()[-3000:]
-            )
-        else:
-            pytest.fail(
-                "no child finished while another ran:\n"
-                + (tmp_path / "search.log").read_text()[-3000:]
-            )
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.close()
-        _kill_tree(str(ray_tmp))
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    log_path = tmp_path / "search.log"
+    with ray_tmp_dir("rk") as ray_tmp, open(log_path, "w") as log:
+        env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nas.search", "--resume", "--out", str(fresh_run)],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            in_flight = wait_for_a_child_in_flight(fresh_run, proc, log_path)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     before = read_records(fresh_run / "trials.jsonl")
     in_flight -= {r["proposal_id"] for r in before}
     assert before and in_flight
@@ -216,9 +176,8 @@ def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
 
 
 def test_search_joins_a_two_node_cluster_and_runs_children_on_both(fresh_run):
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
+    with ray_tmp_dir("rc") as ray_tmp:
         done = subprocess.run(
             [sys.executable, "-m", "tests.cluster_search", str(fresh_run), str(ray_tmp)],
             cwd=ROOT,
@@ -227,9 +186,6 @@ def test_search_joins_a_two_node_cluster_and_runs_children_on_both(fresh_run):
             text=True,
             timeout=400,
         )
-    finally:
-        _kill_tree(str(ray_tmp))
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     records = read_records(fresh_run / "trials.jsonl")
     assert len(records) == 4
