@@ -8,8 +8,10 @@ one by one through StreamingSegmenter (the slow pathway on every alpha-th frame,
 pathway and the cell on the others) at ``--resolution`` (default: the resolution the cell was
 trained at, from its cell.json, else the video's own); predictions are resized back to the
 frame size. It prints the network's frames per second and the share of key frames.
-``--masks DIR`` writes class-index PNGs named after a folder's frame files (so that
-``nas.evaluate`` matches them with the benchmark's labels) or 00000.png, ... for a video file.
+``--masks DIR`` writes class-index PNGs named after a folder's frame files or 00000.png, ...
+for a video file; for a cell trained on Cityscapes, label ids (what its official evaluation
+reads) instead of train ids. ``nas.evaluate`` scores the masks of CamVid's frame folder, of a
+DAVIS sequence's (``--masks preds/<sequence>``) and of Cityscapes' city folders as they are.
 
 The cell needs its trained weights: weights.safetensors beside cell.json (as nas.export and
 nas.retrain write them) or --weights; --random-weights runs an untrained network on purpose.
@@ -35,6 +37,7 @@ import cv2
 import numpy as np
 import torch
 
+from evaluation.cityscapes import train_ids_to_label_ids
 from nas.cellfile import build_from_cell, cell_resolution
 from nas.config import at_least, resolution_arg
 from nas.data.clip import to_tensor
@@ -70,12 +73,14 @@ def blend(frame: np.ndarray, mask: np.ndarray, colours: np.ndarray, weight: floa
 
 
 def read_frames(
-    source: Path, max_frames: int | None
+    source: Path, max_frames: int | None, one_name_each: bool = False
 ) -> tuple[Iterator[tuple[str, np.ndarray]], float]:
     """(name, RGB uint8 frame) of a video file or a folder of images, and the frame rate.
 
     A folder's frames keep their file's stem as name, so masks written under it match the
-    benchmark's label files (``nas.evaluate``); a video's are numbered 00000, 00001, ..."""
+    benchmark's label files (``nas.evaluate``); a video's are numbered 00000, 00001, ...
+    ``one_name_each``: a folder holding two frames of one name is an error (their masks
+    would overwrite each other)."""
     if not source.exists():
         raise VideoReadError(f"video {source} does not exist")
     if source.is_dir():
@@ -84,7 +89,7 @@ def read_frames(
             raise VideoReadError(f"folder {source} holds no {'/'.join(IMAGE_SUFFIXES)} frames")
         stems = Counter(p.stem for p in files)
         twice = sorted(stem for stem, n in stems.items() if n > 1)
-        if twice:  # their masks would overwrite each other
+        if twice and one_name_each:
             raise VideoReadError(
                 f"folder {source} holds frames of the same name in two formats "
                 f"({', '.join(twice[:3])}): keep one of each"
@@ -150,7 +155,7 @@ def segment(args: argparse.Namespace) -> dict:
         device = choose_device(args.device) if args.device else torch.device("cpu")
         from nas.onnx_net import load_onnx_cell  # onnxruntime only when asked for
 
-        net, _ = load_onnx_cell(args.cell, device)
+        net, data = load_onnx_cell(args.cell, device)
         num_classes, size = net.num_classes, onnx_size(args.resolution, net.resolution)
         device = torch.device("cpu")  # onnxruntime reads frames from host memory
     else:
@@ -161,7 +166,14 @@ def segment(args: argparse.Namespace) -> dict:
         net = net.to(device)
         num_classes, size = net.slow.num_classes, args.resolution or cell_resolution(data)
     colours = palette(num_classes)
-    frames, fps = read_frames(args.video, args.max_frames)
+    if args.masks and args.video.is_dir() and args.masks.resolve() == args.video.resolve():
+        raise VideoReadError(
+            f"--masks {args.masks} is the frame folder itself: the masks would overwrite the "
+            "frames; give another folder"
+        )
+    # Cityscapes' evaluation reads label ids; its cells predict train ids
+    cityscapes = (data.get("provenance") or {}).get("dataset") == "cityscapes"
+    frames, fps = read_frames(args.video, args.max_frames, one_name_each=bool(args.masks))
     stream = StreamingSegmenter(net)
     writer, count, keys, seconds = None, 0, 0, 0.0
     partial = args.out.with_name(f".{args.out.stem}.partial{args.out.suffix}") if args.out else None
@@ -189,7 +201,8 @@ def segment(args: argparse.Namespace) -> dict:
                     writer = open_writer(partial, fps, (w, h))
                 writer.write(cv2.cvtColor(blend(frame, mask, colours), cv2.COLOR_RGB2BGR))
             if args.masks:
-                cv2.imwrite(str(args.masks / f"{name}.png"), mask)
+                written = train_ids_to_label_ids(mask).astype(np.uint8) if cityscapes else mask
+                cv2.imwrite(str(args.masks / f"{name}.png"), written)
             count += 1
         done = True
     finally:

@@ -18,7 +18,7 @@ from nas.models.video import VideoSegNet
 from nas.segment import main, palette
 from nas.video_report import export_cell
 from search_spaces.genotype import Genotype
-from tests.fixtures_data import CAMVID, make_camvid
+from tests.fixtures_data import CAMVID, make_camvid, make_cityscapes
 
 CELL = Path(__file__).resolve().parents[1] / "docs" / "cell.json"
 CLASSES = 3
@@ -114,6 +114,37 @@ def test_masks_of_a_benchmark_frame_folder_are_scored_by_nas_evaluate(cell, tmp_
     assert result["frames"] == len(CAMVID["val"]) and 0 <= result["mIoU"] <= 1
 
 
+def test_masks_of_a_cityscapes_cell_hold_label_ids_and_are_scored(cell, tmp_path):
+    """A Cityscapes cell predicts train ids; the official evaluation reads label ids."""
+    folder = tmp_path / "cityscapes_cell"
+    shutil.copytree(cell.parent, folder)
+    data = json.loads((folder / "cell.json").read_text())
+    data["provenance"] = {**(data.get("provenance") or {}), "dataset": "cityscapes"}
+    (folder / "cell.json").write_text(json.dumps(data))
+    root = make_cityscapes(tmp_path)
+    preds = tmp_path / "preds"
+    for city in ("aachen", "bochum"):
+        frames = root / "leftImg8bit" / "val" / city
+        argv = [str(frames), "--cell", str(folder / "cell.json"), "--masks", str(preds / city)]
+        assert main(argv) == 0
+    values = set()
+    for path in preds.glob("*/*.png"):
+        values |= set(np.unique(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)).tolist())
+    assert values and values <= {7, 8, 11}  # road, sidewalk, building: train ids 0, 1, 2
+    argv = ["--dataset", "cityscapes", "--data-root", str(root), "--split", "val"]
+    assert evaluate_main([*argv, "--predictions", str(preds)]) == 0
+
+
+def test_masks_never_overwrite_the_frames(cell, tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "f.png"), np.full((36, 50, 3), 40, np.uint8))
+    before = (folder / "f.png").read_bytes()
+    assert main([str(folder), "--cell", str(cell), "--masks", str(folder)]) == 2
+    assert "the masks would overwrite the frames" in capsys.readouterr().err
+    assert (folder / "f.png").read_bytes() == before
+
+
 @pytest.mark.parametrize(
     "what", ["missing", "not a video", "empty folder", "one name twice", "missing cell"]
 )
@@ -132,7 +163,12 @@ def test_unreadable_input_is_one_clear_error(cell, tmp_path, capsys, what):
     elif what == "missing cell":
         write_video(video, frames=2)
         cell_path = tmp_path / "nope.json"
-    assert main([str(video), "--cell", str(cell_path), "--out", str(tmp_path / "o.mp4")]) == 2
+    argv = [str(video), "--cell", str(cell_path), "--out", str(tmp_path / "o.mp4")]
+    if what == "one name twice":  # only an error where masks are written
+        assert main(argv) == 0
+        (tmp_path / "o.mp4").unlink()
+        argv += ["--masks", str(tmp_path / "masks")]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     assert not (tmp_path / "o.mp4").exists()
