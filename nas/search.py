@@ -359,12 +359,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     best = summary.get("best")
     done = counted(summary["children"], "child", "children")
+    if not summary["children"]:
+        print(f"done: no child ran within the budget: nothing to export ({out})")
+        return 1
     if best is None:
         print(
             f"done: {done}, none finished: nothing to export (each failed child's error is "
             f"in {out / 'trials.jsonl'})"
         )
-        return 0
+        return 1
     print(
         f"done: {done}, best reward {best['reward']:.4f}; export the best cells with "
         f"python -m nas.export {out} --top 3"

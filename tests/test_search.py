@@ -50,16 +50,19 @@ def test_unknown_dataset_is_refused_by_the_cli(capsys):
 
 
 @pytest.mark.parametrize(
-    "summary, said",
+    "summary, said, rc",
     [
-        ({"children": 1, "best": {"reward": 0.25}}, "done: 1 child, best reward 0.2500; export"),
-        ({"children": 2, "best": None}, "done: 2 children, none finished: nothing to export"),
+        ({"children": 1, "best": {"reward": 0.25}}, "done: 1 child, best reward 0.2500; export", 0),
+        ({"children": 2, "best": None}, "done: 2 children, none finished: nothing to export", 1),
+        ({"children": 0, "best": None}, "done: no child ran within the budget", 1),
     ],
-    ids=["one child", "all failed"],
+    ids=["one child", "all failed", "none ran"],
 )
-def test_the_last_line_says_what_there_is_to_export(summary, said, monkeypatch, tmp_path, capsys):
+def test_the_last_line_says_what_there_is_to_export(
+    summary, said, rc, monkeypatch, tmp_path, capsys
+):
     monkeypatch.setattr("nas.run.run_search", lambda *args, **kwargs: summary)
-    assert main(["--budget", "1cpu-minutes", "--out", str(tmp_path / "run")]) == 0
+    assert main(["--budget", "1cpu-minutes", "--out", str(tmp_path / "run")]) == rc
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith(said) and "nan" not in last
 
