@@ -66,12 +66,13 @@ def test_the_efficientnet_backbone_exports_at_an_odd_size(tmp_path):
     assert export_onnx(net, (33, 49), tmp_path) <= TOLERANCE
 
 
-def test_the_torchscript_graphs_run_at_other_sizes_and_trace_without_warnings(tmp_path):
+@pytest.mark.parametrize("name", GENOTYPES)
+def test_the_torchscript_graphs_run_at_other_sizes_and_trace_without_warnings(name, tmp_path):
     """Traced at one size, key_step.pt and step.pt give the eager network's output at another
     (the branches on sizes that the tracer freezes go the same way at every size:
     nas/tracing.py), so the export does not show torch's TracerWarnings to the user."""
     config = NetConfig(backbone="efficientnet_lite0", deep_channels=16)
-    net = randomize(VideoSegNet(GENOTYPES["docs cell"], 3, config), 0, SIZE)
+    net = randomize(VideoSegNet(GENOTYPES[name], 3, config), 0, SIZE)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         write_cell_folder(net, tmp_path, SIZE, ("torchscript",), {}, {}, log=lambda _: None)
