@@ -20,6 +20,7 @@ the user picks the trade-off instead of the reward's exponent.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -54,14 +55,16 @@ def formats_arg(text: str) -> tuple[str, ...]:
 
 
 def below_copy(record: dict) -> str | None:
-    """What to tell a user who exports a cell its own copy baseline beats, else None."""
+    """What to tell a user who exports a cell not above its own copy baseline, else None."""
     quality, copy = record.get("quality"), record.get("copy_quality")
-    if quality is None or copy is None or quality >= copy:
+    if quality is None or copy is None or not math.isfinite(copy):
+        return None
+    if math.isfinite(quality) and quality > copy:
         return None
     return (
-        f"quality {quality:.4f} is below the copy baseline's {copy:.4f} at the same alpha "
-        f"({record['genotype']['alpha']}): reusing the key frame's features does better; "
-        "--pareto exports only cells above it"
+        f"quality {quality:.4f} is not above the copy baseline's {copy:.4f} at the same alpha "
+        f"({record['genotype']['alpha']}): reusing the key frame's features does as well or "
+        "better; --pareto exports only cells above it"
     )
 
 

@@ -84,15 +84,15 @@ def verdict(report: dict) -> str:
     non-key frames, and that it is one training seed."""
     rows, metric = report["networks"], report["metric"]
     video, copy, static = (rows[n]["quality_nonkey"] for n in ("video", "copy", "static"))
-    if None in (video, copy):
+    if video is None or copy is None:
         return f"no {metric} on non-key frames to compare (no non-key frame was scored)"
-    gain = video - copy
+    gain = round(video - copy, 4) + 0.0  # judged on the figure printed (+ 0.0: no -0.0000)
     side = (
         "above copy"
         if gain > 0
         else "not above copy: reusing the key frame's features does as well or better"
     )
-    kept = f"{video / static:.1%} of static's {metric}" if static else f"static's {metric} 0"
+    kept = f"{video / static:.1%} of static's {metric}" if static else f"static's {metric} n/a"
     return (
         f"video vs copy at alpha {report['genotype']['alpha']}, {metric} on non-key frames: "
         f"{gain:+.4f} ({side}); {kept} at {rows['video']['gflops_ratio']:.1%} of its GFLOPs; "

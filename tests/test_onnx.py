@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -206,12 +207,23 @@ def test_export_writes_both_formats_the_picture_and_the_card(exported):
     assert "node 0 | warp(D_k) + conv1x1(F_t)" in card and "--onnx" in card
 
 
-def test_a_cell_below_its_copy_baseline_is_exported_with_a_note():
+def test_a_cell_not_above_its_copy_baseline_is_exported_with_a_note(tmp_path, capsys):
     record = {"quality": 0.3463, "copy_quality": 0.3651, "genotype": {"alpha": 8}}
     note = below_copy(record)
-    assert "0.3463 is below the copy baseline's 0.3651" in note and "alpha (8)" in note
+    assert "0.3463 is not above the copy baseline's 0.3651" in note and "alpha (8)" in note
+    assert below_copy({**record, "quality": 0.3651}) is not None  # a tie: not on the front
+    assert below_copy({**record, "quality": math.nan}) is not None
     assert below_copy({**record, "quality": 0.37}) is None
     assert below_copy({**record, "copy_quality": None}) is None  # a failed child's record
+    # as the export prints it: the tiny run's record, its copy baseline raised above it
+    write_tiny_run(tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    records[0]["copy_quality"] = 0.55
+    (tmp_path / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert export_main([str(tmp_path), "--top", "1"]) == 0
+    assert (
+        "  note: quality 0.5000 is not above the copy baseline's 0.5500" in capsys.readouterr().out
+    )
 
 
 class TorchScriptNet:

@@ -71,6 +71,7 @@ def one_epoch(tmp_path_factory) -> Path:
         (0.52, 0.50, "+0.0200 (above copy)"),
         (0.50, 0.50, "+0.0000 (not above copy: reusing the key frame's features does as well"),
         (0.40, 0.50, "-0.1000 (not above copy"),
+        (0.50004, 0.50, "+0.0000 (not above copy"),  # judged on the figure printed
         (None, None, "no J&F on non-key frames to compare"),
     ],
 )
