@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 
 from nas.checkpoint import read_json
 from nas.config import SearchConfig
@@ -95,6 +96,23 @@ def test_a_slow_teacher_is_never_silent(tmp_path, monkeypatch):
     progress = [line for line in lines if line.startswith("[teacher] static: step")]
     assert [line.split()[3] for line in progress] == ["1/3", "2/3", "3/3"]
     assert all("s/step" in line for line in progress)
+
+
+@pytest.mark.parametrize(
+    "done, checkpoint, since, due",
+    [
+        (50, True, 0.4, False),  # a checkpoint right after a timed line: said already
+        (50, True, 10.0, True),
+        (49, False, 20.0, True),  # PROGRESS_SECONDS without a line
+        (10, False, 5.0, False),
+        (250, False, 0.1, True),  # the last step, always
+    ],
+)
+def test_a_progress_line_is_due_without_repeating_itself(done, checkpoint, since, due):
+    from nas.teacher import PROGRESS_SECONDS, progress_due
+
+    assert PROGRESS_SECONDS == 20.0
+    assert progress_due(done, 250, checkpoint, since) is due
 
 
 def test_other_fast_steps_keep_the_static_network(tmp_path):
