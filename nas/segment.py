@@ -11,7 +11,8 @@ frame size. It prints the network's frames per second and the share of key frame
 ``--masks DIR`` writes class-index PNGs named after a folder's frame files or 00000.png, ...
 for a video file; for a cell trained on Cityscapes, label ids (what its official evaluation
 reads) instead of train ids. ``nas.evaluate`` scores the masks of CamVid's frame folder, of a
-DAVIS sequence's (``--masks preds/<sequence>``) and of Cityscapes' city folders as they are.
+DAVIS sequence's (``--masks preds/<sequence>``; ``--mode unsupervised``: segment is given no
+first-frame mask) and of Cityscapes' city folders as they are.
 
 The cell needs its trained weights: weights.safetensors beside cell.json (as nas.export and
 nas.retrain write them) or --weights; --random-weights runs an untrained network on purpose.
