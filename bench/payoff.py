@@ -34,6 +34,7 @@ rerun; ``--retrain-out`` shares the davis-unseen teacher and runs with ``python 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import fields
@@ -203,35 +204,55 @@ def targets(rows: list[dict]) -> dict | None:
 
 
 def table(rows: list[dict]) -> str:
+    """The payoff table. Static is scored on each alpha's own non-key frames (they differ by
+    alpha), and every "vs static" divides by the static figure of its row's alpha."""
     head = (
         f"{'cell':<10} {'alpha':>5} {'beta':>4} {'J&F non-key':>11} {'std':>7} {'SE':>7} "
         f"{'- copy':>8} {'vs static':>9} {'GFLOPs/static':>13}  per seed"
     )
     lines = [head, "-" * len(head)]
-    static = rows[0]["static"] if rows else None
-    lines.append(
-        f"{'static':<10} {'':>5} {'':>4} {figure(static):>11} {'':>7} {'':>7} {'':>8} "
-        f"{'100.0%':>9} {'100.0%':>13}"
-    )
-    copies = {}
+    by_alpha: dict[int, dict] = {}
     for row in rows:
-        copies.setdefault(row["alpha"], row)
-    for alpha, row in sorted(copies.items()):
-        rel = f"{row['copy'] / static:.1%}" if static else "n/a"
+        by_alpha.setdefault(row["alpha"], row)
+    for alpha, row in sorted(by_alpha.items()):
+        lines.append(
+            f"{'static':<10} {alpha:>5} {'':>4} {figure(row['static']):>11} {'':>7} {'':>7} "
+            f"{'':>8} {'100.0%':>9} {'100.0%':>13}"
+        )
+    for alpha, row in sorted(by_alpha.items()):
         lines.append(
             f"{'copy':<10} {alpha:>5} {'':>4} {figure(row['copy']):>11} {'':>7} {'':>7} {'':>8} "
-            f"{rel:>9} {row['copy_gflops_ratio']:>13.1%}"
+            f"{share(row['copy'], row['static']):>9} {row['copy_gflops_ratio']:>13.1%}"
         )
     for row in rows:
         minus = None if row["quality"] is None else row["quality"] - row["copy"]
-        rel = f"{row['quality'] / static:.1%}" if static and row["quality"] is not None else "n/a"
         seeds = " ".join(figure(v) for v in row["per_seed"])
         lines.append(
             f"{row['name']:<10} {row['alpha']:>5} {row['beta']:>4} {figure(row['quality']):>11} "
-            f"{figure(row['std']):>7} {figure(row['se']):>7} {figure(minus, '+.4f'):>8} {rel:>9} "
-            f"{row['gflops_ratio']:>13.1%}  {seeds}"
+            f"{figure(row['std']):>7} {figure(row['se']):>7} {figure(minus, '+.4f'):>8} "
+            f"{share(row['quality'], row['static']):>9} {row['gflops_ratio']:>13.1%}  {seeds}"
         )
     return "\n".join(lines)
+
+
+def share(value: float | None, static: float | None) -> str:
+    return f"{value / static:.1%}" if value is not None and static else "n/a"
+
+
+def reprint(path: Path) -> int:
+    """``--table JSON``: a saved table and its verdict, printed again as this version of the
+    bench prints them (no training, no data)."""
+    try:
+        saved = json.loads(path.read_text())
+        rows = saved["rows"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        print(f"error: {path} is no table this bench wrote ({exc})", file=sys.stderr)
+        return 2
+    print(f"{path}, as saved:\n{table(rows)}")
+    check = targets(rows)
+    if check is not None:
+        print(verdict(check))
+    return 0
 
 
 def write_json(path: Path | None, rows: list[dict], check: dict | None, outcome) -> None:
@@ -324,12 +345,20 @@ def parser() -> argparse.ArgumentParser:
         "a search child on the held-in sequences, resumable in OUT/held_in.jsonl)",
     )
     p.add_argument("--json", type=Path, help="also write the table here")
+    p.add_argument(
+        "--table",
+        type=Path,
+        metavar="JSON",
+        help="print the table and verdict a --json file holds, and nothing else (no training)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     log = lambda text: print(text, flush=True)
+    if args.table:
+        return reprint(args.table)
     if not (args.data_root / "davis2016").is_dir():
         print(f"skipped: no DAVIS-2016 under {args.data_root} (pass --data-root)")
         return 0

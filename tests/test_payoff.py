@@ -72,6 +72,32 @@ def test_gains_over_copy_compare_cells_at_different_alphas():
     assert "+0.0500 vs the random cells' mean -0.0200: True" in line
 
 
+def test_vs_static_divides_by_the_static_of_the_rows_own_alpha(tmp_path, capsys):
+    """Static is scored on each alpha's own non-key frames: one static row per alpha, and each
+    share of it from its own (dividing by the first row's gave 90.4% for 91.6%)."""
+    best = payoff.summarise("search-1", combined(0.60, 0.50, [0.55] * 3, 0.4))
+    rand = payoff.summarise("random-1", combined(0.80, 0.76, [0.78] * 3, 0.6))
+    table = [{**best, "alpha": 4, "beta": "1/4"}, {**rand, "alpha": 2, "beta": "1/8"}]
+    lines = payoff.table(table).splitlines()
+    assert [line.split()[:3] for line in lines if line.startswith("static")] == [
+        ["static", "2", "0.8000"],
+        ["static", "4", "0.6000"],
+    ]
+    copy2 = next(line for line in lines if line.startswith("copy") and line.split()[1] == "2")
+    assert "95.0%" in copy2  # 0.76 / 0.80
+    assert "97.5%" in next(line for line in lines if line.startswith("random-1"))
+    assert "91.7%" in next(line for line in lines if line.startswith("search-1"))
+    # --table prints a saved table again, and nothing else
+    path = tmp_path / "payoff.json"
+    path.write_text(json_text({"rows": table, "targets": payoff.targets(table)}))
+    assert payoff.main(["--table", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "random-1" in printed and "97.5%" in printed and "best searched cell" in printed
+    path.write_text("{}")
+    assert payoff.main(["--table", str(path)]) == 2
+    assert "is no table this bench wrote" in capsys.readouterr().err
+
+
 def test_random_cells_are_reproducible_and_valid():
     first, again = payoff.random_cells(3, seed=0), payoff.random_cells(3, seed=0)
     assert first == again and len(set(g.to_json() for g in first)) == 3
