@@ -287,6 +287,28 @@ def net_config(args: argparse.Namespace, cell_data: dict) -> NetConfig:
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def shared_with_training(train: list, val: list, split: str) -> str | None:
+    """What the evaluated clips share with the training clips (sequences, frames), said in
+    the report: CamVid's val shares a sequence with its train (other frames of it), and
+    splits named by hand can share frames."""
+    trained: dict[str, set[str]] = {}
+    for clip in train:
+        trained.setdefault(clip.sequence, set()).update(clip.frame_ids)
+    shared = sorted({clip.sequence for clip in val} & trained.keys())
+    if not shared:
+        return None
+    frames = sum(
+        len(set(clip.frame_ids) & trained[clip.sequence])
+        for clip in val
+        if clip.sequence in trained
+    )
+    named = ", ".join(shared[:5]) + (", ..." if len(shared) > 5 else "")
+    return (
+        f"the {split} split shares {len(shared)} sequence(s) with the training split ({named}); "
+        f"{frames} of its frames were trained on"
+    )
+
+
 def check_inputs(args: argparse.Namespace, net: NetConfig, pretrained: str | None) -> None:
     """Every input a user names exists and fits, before anything is computed."""
     if args.teacher and not Path(args.teacher).is_file():
@@ -350,6 +372,9 @@ def run(args: argparse.Namespace, log: Log) -> dict:
         f"[retrain] {len(train)} training sequences ({data['frames']} frames), {len(val)} "
         f"evaluation sequences, {resolution[0]}x{resolution[1]}, device {device}"
     )
+    overlap = shared_with_training(train, val, args.val_split)
+    if overlap:
+        log(f"[retrain] note: {overlap}")
 
     teacher_cfg = TeacherConfig(steps=args.teacher_steps, fast_steps=args.teacher_fast_steps)
     teacher_dir = args.out / "teacher"
@@ -396,7 +421,8 @@ def run(args: argparse.Namespace, log: Log) -> dict:
                 "fast_steps": teacher_cfg.fast_steps,
                 "seconds": meta.get("seconds"),
             },
-            "notes": report_notes(cfg, metric, args.val_split, resolution),
+            "notes": report_notes(cfg, metric, args.val_split, resolution)
+            + ([overlap] if overlap else []),
         }
     )
     write_report(args.out, report)

@@ -430,3 +430,23 @@ def test_without_a_fast_pathway_the_step_head_is_tuned_on_one_state_as_on_all():
         opt.step()
     for (name, a), b in zip(tuned.step_head.state_dict().items(), head.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
+
+
+def test_the_report_says_what_the_evaluated_split_shares_with_training():
+    from types import SimpleNamespace
+
+    from nas.retrain import shared_with_training
+
+    def clip(sequence: str, *frames: str) -> SimpleNamespace:
+        return SimpleNamespace(sequence=sequence, frame_ids=list(frames))
+
+    train = [clip("bear", "00000", "00001"), clip("surf", "00000", "00001")]
+    assert shared_with_training(train, [clip("rhino", "00000")], "val") is None
+    # CamVid's val: a sequence of train, other frames of it
+    said = shared_with_training(train, [clip("surf", "00002")], "val")
+    assert said == (
+        "the val split shares 1 sequence(s) with the training split (surf); "
+        "0 of its frames were trained on"
+    )
+    said = shared_with_training(train, [clip("surf", "00001", "00002")], "train:surf")
+    assert said.endswith("1 of its frames were trained on")
