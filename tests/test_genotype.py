@@ -34,6 +34,11 @@ def test_example_cell_json_in_docs_is_valid():
     assert genotype.alpha in (2, 4, 8)
 
 
+def test_the_copy_cell_in_docs_is_the_copy_baseline_at_alpha_4():
+    """docs/copy-a4.json, the README's trained-copy control, is copy_genotype() itself."""
+    assert Genotype.load("docs/copy-a4.json") == copy_genotype(alpha=4)
+
+
 def test_version_1_genotypes_load_as_version_2_with_the_same_meaning():
     data = copy_genotype().to_dict()
     data["space_version"] = "1"
