@@ -10,14 +10,18 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from nas.records import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def kill_processes_naming(marker: str) -> None:
@@ -44,6 +48,22 @@ def ray_tmp_dir(prefix: str) -> Iterator[Path]:
     finally:
         kill_processes_naming(str(folder))
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def start_resumed_search(run: Path, ray_tmp: Path, log: IO[str]) -> subprocess.Popen:
+    """``python -m nas.search --resume --out run`` in a process group of its own (signal it as
+    a terminal would), Ray's files under ``ray_tmp``, its output to ``log``. SIGINT is set to
+    Python's default: a shell's background job inherits it ignored, and the search must hear
+    a Ctrl-C as a terminal would deliver it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nas.search", "--resume", "--out", str(run)],
+        cwd=ROOT,
+        env={**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_for_a_child_in_flight(

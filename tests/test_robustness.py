@@ -24,7 +24,7 @@ from nas.run import budget_lines, run_search
 from nas.run_lock import run_lock
 from nas.search import main
 from tests.conftest import tiny_search_config
-from tests.processes import ray_tmp_dir, wait_for_a_child_in_flight
+from tests.processes import ray_tmp_dir, start_resumed_search, wait_for_a_child_in_flight
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,18 +212,7 @@ def test_ctrl_c_among_children_exits_130_then_a_torn_record_is_rerun_on_resume(
     (fresh_run / "search.json").write_text(json.dumps(config.to_dict()))
     log_path = tmp_path / "search.log"
     with ray_tmp_dir("rk") as ray_tmp, open(log_path, "w") as log:
-        env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nas.search", "--resume", "--out", str(fresh_run)],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-            # a shell's background job inherits SIGINT ignored, and Python then never raises
-            # KeyboardInterrupt: the search must hear Ctrl-C as a terminal's would deliver it
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_resumed_search(fresh_run, ray_tmp, log)
         try:
             wait_for_a_child_in_flight(fresh_run, proc, log_path, poll=0.2)
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the group

@@ -18,7 +18,7 @@ from nas.records import read_records
 from nas.run import run_search
 from nas.search import main
 from tests.conftest import tiny_search_config
-from tests.processes import ray_tmp_dir, wait_for_a_child_in_flight
+from tests.processes import ray_tmp_dir, start_resumed_search, wait_for_a_child_in_flight
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,15 +151,7 @@ def test_kill_9_then_resume_keeps_finished_children_and_reruns_in_flight(
     (fresh_run / "search.json").write_text(json.dumps(config.to_dict()))
     log_path = tmp_path / "search.log"
     with ray_tmp_dir("rk") as ray_tmp, open(log_path, "w") as log:
-        env = {**os.environ, "NAS_RAY_TMP": str(ray_tmp), "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nas.search", "--resume", "--out", str(fresh_run)],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_resumed_search(fresh_run, ray_tmp, log)
         try:
             in_flight = wait_for_a_child_in_flight(fresh_run, proc, log_path)
         finally:
