@@ -14,11 +14,16 @@ DAVIS sequences nothing was trained or tuned on?
    own 50% (``--target-ratio``). Its top ``--top`` cells by search reward (decided before
    anything is scored on the unseen sequences) and ``--random`` cells drawn uniformly from
    the space (seeded) are trained and scored as the reference.
+   The *trained copy* (``copy-trained``: the copy cell trained end to end as every cell is,
+   so its non-key head learns too, while copy reads the key head) is trained the same way at
+   every alpha of the table: the control that says what a cell adds beyond head training.
 3. The table: non-key J&F (mean, std and standard error over seeds), its difference to copy
-   at the same alpha, GFLOPs per frame / static; and the targets of the best searched cell
-   (top 1 by search reward): above copy by more than two standard errors, above the mean of
-   the random cells, >= 97% of static quality at <= 50% of its GFLOPs; beside them, its gain
-   over copy against the random cells' mean gain over copy, each at its own alpha.
+   and to the trained copy at the same alpha, GFLOPs per frame / static; and the targets of
+   the best searched cell (top 1 by search reward): above copy by more than two standard
+   errors (and, beside it, above the trained copy by more than two combined standard errors),
+   above the mean of the random cells, >= 97% of static quality at <= 50% of its GFLOPs;
+   beside them, its gain over copy against the random cells' mean gain over copy, each at its
+   own alpha.
 4. Does the search's score predict the table? Each row's cell trained as a search child (80
    steps, held-in sequences) beside its table row, with the rank correlations
    (bench.search_outcome).
@@ -55,10 +60,12 @@ from nas.export import top_records
 from nas.records import read_records
 from nas.run_lock import RunBusyError
 from nas.search import SearchError
-from search_spaces.genotype import Genotype, GenotypeError
+from search_spaces.genotype import Genotype, GenotypeError, copy_genotype
 from search_spaces.space import SearchSpace
 
 TARGETS = {"copy_standard_errors": 2.0, "quality_vs_static": 0.97, "gflops_ratio": 0.50}
+TRAINED_COPY = "copy-trained"
+"""The table's name for the copy cell trained end to end (bench.real's docs/copy-a4.json run)."""
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
@@ -157,11 +164,31 @@ def score(
     return {**row, "alpha": cell.alpha, "beta": cell.beta, "genotype": cell.to_dict()}
 
 
+def trained_copy_rows(
+    rows: list[dict], controls: list[dict], prep: real.Prepared, real_args, log, unsup: bool
+) -> list[dict]:
+    """``controls`` and the trained copy of every alpha of ``rows`` it lacks: the copy cell
+    trained with the cells' seeds and settings (a trained run is only scored again)."""
+    have = {r["alpha"] for r in controls}
+    for alpha in sorted({r["alpha"] for r in rows} - have):
+        controls = [
+            *controls,
+            score(prep, TRAINED_COPY, copy_genotype(alpha), real_args, log, unsup),
+        ]
+    return controls
+
+
 def verdict(check: dict) -> str:
     """The targets of the best searched cell, as one printed line."""
+    trained = (
+        f", {check['minus_trained_copy']:+.4f} over the trained copy (combined SE "
+        f"{check['trained_copy_standard_error']:.4f}; > 2 SE: {check['above_trained_copy']})"
+        if "minus_trained_copy" in check
+        else ""
+    )
     return (
         f"best searched cell: {check['minus_copy']:+.4f} over copy (SE "
-        f"{check['standard_error']:.4f}; > 2 SE: {check['above_copy']}), above the random "
+        f"{check['standard_error']:.4f}; > 2 SE: {check['above_copy']}){trained}, above the random "
         f"cells' mean {figure(check['random_mean'])}: {check['above_random']} (gain over copy at "
         f"its alpha {check['minus_copy']:+.4f} vs the random cells' mean "
         f"{figure(check['random_minus_copy_mean'], '+.4f')}: {check['above_random_minus_copy']}), "
@@ -170,12 +197,34 @@ def verdict(check: dict) -> str:
     )
 
 
+def trained_copies(rows: list[dict]) -> dict[int, dict]:
+    """The trained copy row of each alpha the table holds one for."""
+    return {r["alpha"]: r for r in rows if r["name"] == TRAINED_COPY}
+
+
+def cells(rows: list[dict]) -> list[dict]:
+    """The table's cells: every row but the trained copies (controls, not candidates)."""
+    return [r for r in rows if r["name"] != TRAINED_COPY]
+
+
+def minus_trained_copy(row: dict, controls: dict[int, dict]) -> tuple[float | None, float | None]:
+    """``row``'s quality less the trained copy's at its alpha, and the combined standard error
+    of the two means (independent trainings); (None, None) where either is missing."""
+    control = controls.get(row["alpha"])
+    if control is None or control["quality"] is None or row["quality"] is None:
+        return None, None
+    se = float(np.hypot(row["se"] or 0.0, control["se"] or 0.0))
+    return row["quality"] - control["quality"], se
+
+
 def targets(rows: list[dict]) -> dict | None:
     """The best searched cell (top 1 by search reward) against copy, random and static.
 
     Beside the issue's comparison with the random cells' mean quality (which mixes alphas: a
     random alpha-2 cell outscores any alpha-8 cell by reusing features less), each cell's gain
-    over copy at its own alpha, which compares cells whatever alpha they run at."""
+    over copy at its own alpha, which compares cells whatever alpha they run at; and, where the
+    table holds it, the gain over the trained copy at its alpha (what the cell adds beyond
+    training a non-key head), against two standard errors of the difference."""
     best = next((r for r in rows if r["name"] == "search-1"), None)
     random_rows = [r for r in rows if r["name"].startswith("random") and r["quality"] is not None]
     if best is None or best["quality"] is None:
@@ -186,7 +235,7 @@ def targets(rows: list[dict]) -> dict | None:
     random_gain = (
         float(np.mean([r["quality"] - r["copy"] for r in random_rows])) if random_rows else None
     )
-    return {
+    check = {
         "minus_copy": margin,
         "standard_error": se,
         "above_copy": bool(se > 0 and margin > TARGETS["copy_standard_errors"] * se),
@@ -201,36 +250,49 @@ def targets(rows: list[dict]) -> dict | None:
         "gflops_ratio": best["gflops_ratio"],
         "gflops_met": bool(best["gflops_ratio"] <= TARGETS["gflops_ratio"]),
     }
+    gain, gain_se = minus_trained_copy(best, trained_copies(rows))
+    if gain is not None:
+        check["minus_trained_copy"] = gain
+        check["trained_copy_standard_error"] = gain_se
+        check["above_trained_copy"] = bool(
+            gain_se > 0 and gain > TARGETS["copy_standard_errors"] * gain_se
+        )
+    return check
 
 
 def table(rows: list[dict]) -> str:
     """The payoff table. Static is scored on each alpha's own non-key frames (they differ by
-    alpha), and every "vs static" divides by the static figure of its row's alpha."""
+    alpha), and every "vs static" divides by the static figure of its row's alpha. The trained
+    copies follow copy; "- trained" is each cell's gain over the trained copy at its alpha."""
+    controls = trained_copies(rows)
     head = (
-        f"{'cell':<10} {'alpha':>5} {'beta':>4} {'J&F non-key':>11} {'std':>7} {'SE':>7} "
-        f"{'- copy':>8} {'vs static':>9} {'GFLOPs/static':>13}  per seed"
+        f"{'cell':<12} {'alpha':>5} {'beta':>4} {'J&F non-key':>11} {'std':>7} {'SE':>7} "
+        f"{'- copy':>8} {'- trained':>9} {'vs static':>9} {'GFLOPs/static':>13}  per seed"
     )
     lines = [head, "-" * len(head)]
     by_alpha: dict[int, dict] = {}
     for row in rows:
         by_alpha.setdefault(row["alpha"], row)
+    blank = f"{'':>7} {'':>7} {'':>8} {'':>9}"
     for alpha, row in sorted(by_alpha.items()):
         lines.append(
-            f"{'static':<10} {alpha:>5} {'':>4} {figure(row['static']):>11} {'':>7} {'':>7} "
-            f"{'':>8} {'100.0%':>9} {'100.0%':>13}"
+            f"{'static':<12} {alpha:>5} {'':>4} {figure(row['static']):>11} {blank} "
+            f"{'100.0%':>9} {'100.0%':>13}"
         )
     for alpha, row in sorted(by_alpha.items()):
         lines.append(
-            f"{'copy':<10} {alpha:>5} {'':>4} {figure(row['copy']):>11} {'':>7} {'':>7} {'':>8} "
+            f"{'copy':<12} {alpha:>5} {'':>4} {figure(row['copy']):>11} {blank} "
             f"{share(row['copy'], row['static']):>9} {row['copy_gflops_ratio']:>13.1%}"
         )
-    for row in rows:
+    for row in [*(controls[a] for a in sorted(controls)), *cells(rows)]:
         minus = None if row["quality"] is None else row["quality"] - row["copy"]
+        trained = None if row["name"] == TRAINED_COPY else minus_trained_copy(row, controls)[0]
         seeds = " ".join(figure(v) for v in row["per_seed"])
         lines.append(
-            f"{row['name']:<10} {row['alpha']:>5} {row['beta']:>4} {figure(row['quality']):>11} "
+            f"{row['name']:<12} {row['alpha']:>5} {row['beta']:>4} {figure(row['quality']):>11} "
             f"{figure(row['std']):>7} {figure(row['se']):>7} {figure(minus, '+.4f'):>8} "
-            f"{share(row['quality'], row['static']):>9} {row['gflops_ratio']:>13.1%}  {seeds}"
+            f"{figure(trained, '+.4f'):>9} {share(row['quality'], row['static']):>9} "
+            f"{row['gflops_ratio']:>13.1%}  {seeds}"
         )
     return "\n".join(lines)
 
@@ -396,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
             score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log, unsup)
             for i, r in enumerate(best[:1], 1)
         ]
+        # the trained copy at search-1's alpha next (the targets need it), the others last
+        controls = trained_copy_rows([*searched, ref], [], prep, real_args, log, unsup)
         # the random cells before search-2 and on: the targets need them, the rest is extra
         randoms = [
             score(prep, f"random-{i}", cell, random_args, log, unsup)
@@ -406,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             for i, r in enumerate(best[1:], 2)
         ]
         rows = [*searched, ref, *randoms]
+        rows += trained_copy_rows(rows, controls, prep, real_args, log, unsup)
     except (
         GenotypeError,
         ValueError,
@@ -437,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     search_dir = args.out / "search"
     try:
         outcome = search_outcome.measure(
-            rows, search_dir, records, args.seed, args.workers, args.out / "held_in.jsonl"
+            cells(rows), search_dir, records, args.seed, args.workers, args.out / "held_in.jsonl"
         )
     except (FloatingPointError, ValueError, FileNotFoundError, OSError) as exc:
         print(

@@ -1,6 +1,7 @@
 """bench/payoff's verdicts: the best searched cell against copy (two standard errors), the
 random cells' mean and the static network; the search never reads the scored sequences."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -96,6 +97,90 @@ def test_vs_static_divides_by_the_static_of_the_rows_own_alpha(tmp_path, capsys)
     path.write_text("{}")
     assert payoff.main(["--table", str(path)]) == 2
     assert "is no table this bench wrote" in capsys.readouterr().err
+
+
+def test_the_trained_copy_is_a_control_every_cell_is_compared_with():
+    """What a cell adds beyond training a non-key head: its gain over the copy cell trained
+    end to end at its alpha, against two standard errors of the difference."""
+    table = rows([0.79, 0.785, 0.795], 0.77)  # search-1 at alpha 2, 0.79 +- 0.0029
+    control = payoff.summarise("copy-trained", combined(0.80, 0.76, [0.78, 0.779, 0.781], 0.5))
+    table.append({**control, "alpha": 2, "beta": "1/4"})
+    check = payoff.targets(table)
+    assert check["minus_trained_copy"] == pytest.approx(0.01)
+    assert check["trained_copy_standard_error"] == pytest.approx(
+        np.hypot(0.005 / 3**0.5, 0.001 / 3**0.5)
+    )
+    assert check["above_trained_copy"]  # 0.01 > 2 x 0.0029
+    assert "+0.0100 over the trained copy (combined SE 0.0029; > 2 SE: True)" in payoff.verdict(
+        check
+    )
+    lines = payoff.table(table).splitlines()
+    assert "- trained" in lines[0]
+    best = next(line for line in lines if line.startswith("search-1"))
+    assert best.split()[6:8] == ["+0.0300", "+0.0100"]  # - copy, - trained
+    # the random cell's alpha has no trained copy: n/a, not another alpha's
+    assert next(line for line in lines if line.startswith("random-1")).split()[7] == "n/a"
+    trained = next(line for line in lines if line.startswith("copy-trained"))
+    assert trained.split()[6:8] == ["+0.0200", "n/a"]  # its head training's gain over copy
+    assert [r["name"] for r in payoff.cells(table)] == ["search-1", "random-1"]
+    # inside the noise: not above; and a table without trained copies says nothing of them
+    table[0] = {**table[0], "quality": 0.785}
+    assert not payoff.targets(table)["above_trained_copy"]
+    assert "trained copy" not in payoff.verdict(payoff.targets(rows([0.79, 0.785, 0.795], 0.77)))
+
+
+def test_the_trained_copy_is_trained_once_for_each_alpha_the_table_holds(monkeypatch):
+    trained = []
+
+    def score(prep, name, cell, real_args, log, unsup=False):
+        trained.append((name, cell.alpha))
+        return {"name": name, "alpha": cell.alpha, "genotype": cell.to_dict()}
+
+    monkeypatch.setattr(payoff, "score", score)
+    table = [{"name": n, "alpha": a} for n, a in (("search-1", 4), ("reference", 4))]
+    controls = payoff.trained_copy_rows(table, [], None, None, print, False)
+    table += [{"name": n, "alpha": a} for n, a in (("random-1", 8), ("random-2", 2))]
+    controls = payoff.trained_copy_rows(table, controls, None, None, print, False)
+    assert trained == [("copy-trained", 4), ("copy-trained", 2), ("copy-trained", 8)]
+    assert [c["alpha"] for c in controls] == [4, 2, 8]
+    copy4 = payoff.Genotype.from_dict(controls[0]["genotype"])
+    assert copy4 == payoff.Genotype.load(payoff.REPO / "docs" / "copy-a4.json")  # bench.real's
+
+
+def test_the_bench_trains_the_trained_copy_beside_the_cells_and_reports_it(
+    tmp_path, monkeypatch, capsys
+):
+    """main's order: reference, search, search-1, the trained copies of their alphas (the
+    targets need search-1's), random cells, the other searched cells, then the trained copies
+    of the alphas left; the table, the verdict and the JSON carry them."""
+    make_davis(tmp_path / "davis2016", frames=2, names=NAMED_DAVIS)
+    cell = payoff.random_cells(1, seed=5)[0]
+    searched = [dataclasses.replace(cell, alpha=8), dataclasses.replace(cell, alpha=2)]
+    random_alpha = payoff.random_cells(1, seed=0)[0].alpha
+    scored = []
+
+    def score_seeds(cell, prep, args, log, unsupervised=False):
+        is_copy = cell == payoff.copy_genotype(cell.alpha)
+        scored.append(("copy" if is_copy else "cell", cell.alpha))
+        return combined(0.8, 0.7, [0.72, 0.721, 0.719] if is_copy else [0.75, 0.76, 0.74], 0.4)
+
+    monkeypatch.setattr(payoff.real, "prepare", lambda *a, **k: None)
+    monkeypatch.setattr(payoff.real, "score_seeds", score_seeds)
+    monkeypatch.setattr(payoff, "run_search", lambda *a: [{"status": "done"}] * 2)
+    best = [{"genotype": g.to_dict()} for g in searched]
+    monkeypatch.setattr(payoff, "top_records", lambda out, k: best)
+    out = tmp_path / "table.json"
+    argv = ["--data-root", str(tmp_path), "--out", str(tmp_path / "p"), "--json", str(out)]
+    assert payoff.main([*argv, "--top", "2", "--random", "1", "--no-outcome"]) == 0
+    first = [("cell", 4), ("cell", 8), ("copy", 4), ("copy", 8), ("cell", random_alpha)]
+    assert scored[:5] == first and scored[5] == ("cell", 2)
+    assert scored[6:] == [("copy", a) for a in sorted({2, random_alpha} - {4, 8})]
+    saved = json.loads(out.read_text())
+    controls = [r["alpha"] for r in saved["rows"] if r["name"] == "copy-trained"]
+    assert controls == [a for kind, a in scored if kind == "copy"]  # once an alpha
+    assert saved["targets"]["minus_trained_copy"] == pytest.approx(0.03)
+    printed = capsys.readouterr().out
+    assert "+0.0300 over the trained copy" in printed and "copy-trained" in printed
 
 
 def test_random_cells_are_reproducible_and_valid():
