@@ -19,7 +19,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench import search_outcome
+from bench import payoff, search_outcome
 from bench.cli import REPO
 from bench.stats import figure, spearman
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.payoff.is_file() or not (args.run / "cache" / "val" / "meta.json").is_file():
         print(f"skipped: needs {args.payoff} (bench.payoff --json) and its search's cache")
         return 0
-    rows = json.loads(args.payoff.read_text())["rows"]
+    rows = payoff.cells(json.loads(args.payoff.read_text())["rows"])  # not the trained copies
     jobs = search_outcome.held_in_jobs(rows, args.run, seed=0)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:

@@ -182,7 +182,7 @@ def verdict(check: dict) -> str:
     """The targets of the best searched cell, as one printed line."""
     trained = (
         f", {check['minus_trained_copy']:+.4f} over the trained copy (combined SE "
-        f"{check['trained_copy_standard_error']:.4f}; > 2 SE: {check['above_trained_copy']})"
+        f"{figure(check['trained_copy_standard_error'])}; > 2 SE: {check['above_trained_copy']})"
         if "minus_trained_copy" in check
         else ""
     )
@@ -208,13 +208,17 @@ def cells(rows: list[dict]) -> list[dict]:
 
 
 def minus_trained_copy(row: dict, controls: dict[int, dict]) -> tuple[float | None, float | None]:
-    """``row``'s quality less the trained copy's at its alpha, and the combined standard error
-    of the two means (independent trainings); (None, None) where either is missing."""
+    """``row``'s quality less the trained copy's at its alpha, and the standard error of that
+    difference, the two means taken as independent (they share seeds, teacher and data: a
+    paired per-seed difference could be tighter); the SE is None where either row's is unknown
+    (a seed that scored nothing), and both are None where either quality is missing."""
     control = controls.get(row["alpha"])
     if control is None or control["quality"] is None or row["quality"] is None:
         return None, None
-    se = float(np.hypot(row["se"] or 0.0, control["se"] or 0.0))
-    return row["quality"] - control["quality"], se
+    gain = row["quality"] - control["quality"]
+    if row["se"] is None or control["se"] is None:
+        return gain, None
+    return gain, float(np.hypot(row["se"], control["se"]))
 
 
 def targets(rows: list[dict]) -> dict | None:
@@ -255,7 +259,7 @@ def targets(rows: list[dict]) -> dict | None:
         check["minus_trained_copy"] = gain
         check["trained_copy_standard_error"] = gain_se
         check["above_trained_copy"] = bool(
-            gain_se > 0 and gain > TARGETS["copy_standard_errors"] * gain_se
+            gain_se is not None and gain_se > 0 and gain > TARGETS["copy_standard_errors"] * gain_se
         )
     return check
 
@@ -458,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             score(prep, f"search-{i}", Genotype.from_dict(r["genotype"]), real_args, log, unsup)
             for i, r in enumerate(best[:1], 1)
         ]
-        # the trained copy at search-1's alpha next (the targets need it), the others last
+        # the trained copies at search-1's and the reference's alphas next (the targets need
+        # search-1's), the others last
         controls = trained_copy_rows([*searched, ref], [], prep, real_args, log, unsup)
         # the random cells before search-2 and on: the targets need them, the rest is extra
         randoms = [

@@ -94,6 +94,7 @@ def test_vs_static_divides_by_the_static_of_the_rows_own_alpha(tmp_path, capsys)
     assert payoff.main(["--table", str(path)]) == 0
     printed = capsys.readouterr().out
     assert "random-1" in printed and "97.5%" in printed and "best searched cell" in printed
+    assert "trained copy" not in printed  # a table saved before the trained copies
     path.write_text("{}")
     assert payoff.main(["--table", str(path)]) == 2
     assert "is no table this bench wrote" in capsys.readouterr().err
@@ -127,6 +128,11 @@ def test_the_trained_copy_is_a_control_every_cell_is_compared_with():
     table[0] = {**table[0], "quality": 0.785}
     assert not payoff.targets(table)["above_trained_copy"]
     assert "trained copy" not in payoff.verdict(payoff.targets(rows([0.79, 0.785, 0.795], 0.77)))
+    # a seed that scored nothing leaves the cell's SE unknown: never counted as zero
+    table[0] = {**table[0], "quality": 0.9, "se": None}
+    check = payoff.targets(table)
+    assert check["trained_copy_standard_error"] is None and not check["above_trained_copy"]
+    assert "over the trained copy (combined SE n/a; > 2 SE: False)" in payoff.verdict(check)
 
 
 def test_the_trained_copy_is_trained_once_for_each_alpha_the_table_holds(monkeypatch):
@@ -169,9 +175,18 @@ def test_the_bench_trains_the_trained_copy_beside_the_cells_and_reports_it(
     monkeypatch.setattr(payoff, "run_search", lambda *a: [{"status": "done"}] * 2)
     best = [{"genotype": g.to_dict()} for g in searched]
     monkeypatch.setattr(payoff, "top_records", lambda out, k: best)
+    compared = []
+
+    def measure(rows, *args):
+        compared.extend(r["name"] for r in rows)
+        return {}
+
+    monkeypatch.setattr(payoff.search_outcome, "measure", measure)
+    monkeypatch.setattr(payoff.search_outcome, "report", lambda outcome, held_in: "")
     out = tmp_path / "table.json"
     argv = ["--data-root", str(tmp_path), "--out", str(tmp_path / "p"), "--json", str(out)]
-    assert payoff.main([*argv, "--top", "2", "--random", "1", "--no-outcome"]) == 0
+    assert payoff.main([*argv, "--top", "2", "--random", "1"]) == 0
+    assert compared == ["search-1", "search-2", "reference", "random-1"]  # the cells only
     first = [("cell", 4), ("cell", 8), ("copy", 4), ("copy", 8), ("cell", random_alpha)]
     assert scored[:5] == first and scored[5] == ("cell", 2)
     assert scored[6:] == [("copy", a) for a in sorted({2, random_alpha} - {4, 8})]
