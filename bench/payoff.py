@@ -64,6 +64,8 @@ from search_spaces.genotype import Genotype, GenotypeError, copy_genotype
 from search_spaces.space import SearchSpace
 
 TARGETS = {"copy_standard_errors": 2.0, "quality_vs_static": 0.97, "gflops_ratio": 0.50}
+REFERENCE = REPO / "docs" / "cell.json"
+"""The hand-designed reference cell every payoff table holds."""
 TRAINED_COPY = "copy-trained"
 """The table's name for the copy cell trained end to end (bench.real's docs/copy-a4.json run)."""
 
@@ -388,7 +390,7 @@ def parser() -> argparse.ArgumentParser:
         "training sequences, never on the unseen four; a search folder refuses another list",
     )
     p.add_argument("--davis-size", type=resolution_arg, default=(240, 427))
-    p.add_argument("--reference", type=Path, default=REPO / "docs" / "cell.json")
+    p.add_argument("--reference", type=Path, default=REFERENCE)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "payoff")
     p.add_argument(
         "--retrain-out",
