@@ -148,9 +148,17 @@ def verdict(name: str, res: dict, teachers: int) -> str:
     )
 
 
+def cell_name(path: Path) -> str:
+    """docs/cell.json is the reference, an exported cell (``EXPORT/01-ppo-0-6/cell.json``)
+    its folder's name, any other file its stem."""
+    if path.resolve() == payoff.REFERENCE:
+        return "reference"
+    return path.parent.name if path.name == "cell.json" and path.parent.name else path.stem
+
+
 def cell_names(paths: list[Path]) -> dict[str, Genotype]:
-    """Each cell file by its stem (docs/cell.json is the reference); a stem twice is refused."""
-    names = ["reference" if p.resolve() == payoff.REFERENCE else p.stem for p in paths]
+    """Each cell file by its name (cell_name); a name twice is refused."""
+    names = [cell_name(p) for p in paths]
     if len(set(names)) < len(names):
         raise ValueError(f"--cells names two files alike ({', '.join(names)}): rename one")
     return {name: Genotype.load(path) for name, path in zip(names, paths)}

@@ -3,6 +3,7 @@ a cell's gains over copy and over the trained copy with their spread between tea
 
 import json
 import types
+from pathlib import Path
 
 import pytest
 
@@ -87,8 +88,17 @@ def test_two_cell_files_of_one_name_are_refused(tmp_path, capsys):
         (tmp_path / folder / "cell.json").write_text(
             teachers.Genotype.load(teachers.payoff.REFERENCE).to_json()
         )
-    cells = [str(tmp_path / "a" / "cell.json"), str(tmp_path / "b" / "cell.json")]
+    (tmp_path / "a" / "b").mkdir()
+    (tmp_path / "a" / "b" / "c.json").write_text((tmp_path / "a" / "cell.json").read_text())
+    cells = [str(tmp_path / "a" / "cell.json"), str(tmp_path / "a" / "b" / "c.json")]
+    assert list(teachers.cell_names([teachers.payoff.REFERENCE, *map(Path, cells)])) == [
+        "reference",
+        "a",  # an exported cell: its folder's name
+        "c",
+    ]
+    cells[1] = str(tmp_path / "b" / "cell.json")
+    cells.append(str(tmp_path / "b" / "cell.json"))
     assert teachers.main(["--data-root", str(tmp_path), "--cells", *cells]) == 2
-    assert "names two files alike (cell, cell): rename one" in capsys.readouterr().err
+    assert "names two files alike (a, b, b): rename one" in capsys.readouterr().err
     assert teachers.main(["--data-root", str(tmp_path / "none")]) == 0
     assert "skipped: no DAVIS-2016" in capsys.readouterr().out
