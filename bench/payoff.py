@@ -433,13 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
 
     def seeded(seeds: int) -> argparse.Namespace:
-        return real.parser().parse_args(
-            [
-                *("--seeds", str(seeds), "--seed", str(args.seed), "--threads", str(args.threads)),
-                *("--fast-encoder", args.fast_encoder),
-                *("--fast-steps", str(args.fast_steps)),
-            ]
-        )
+        fast = ("--fast-encoder", args.fast_encoder, "--fast-steps", str(args.fast_steps))
+        return real.video_settings(args.seed, seeds, args.threads, *fast)
 
     real_args = seeded(args.seeds)
     random_args = seeded(args.random_seeds or args.seeds)

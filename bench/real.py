@@ -386,6 +386,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def video_settings(seed: int, seeds: int, threads: int, *flags: str) -> argparse.Namespace:
+    """This bench's settings for other benches' video trainings: ``seeds`` seeds from ``seed``
+    (the teacher's seed too), ``flags`` more of its flags, its defaults for the rest."""
+    argv = ["--seed", str(seed), "--seeds", str(seeds), "--threads", str(threads), *flags]
+    return parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)

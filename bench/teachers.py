@@ -8,8 +8,8 @@ Every payoff figure compares networks trained on one teacher, and its standard e
 only the video trainings' seeds. Two teachers trained with the same settings and seed in two
 sessions scored a static J&F of 0.6157 and 0.6086 on the unseen four, and the trained copy's
 gain over copy moved from +0.0099 to +0.0120 between them: the teacher is a source of spread
-the tables did not show. This bench trains ``--teachers`` teachers of the ``davis-unseen`` protocol
-(seeds ``--seed``, ``--seed`` + 1, ...; bench.real's settings and code, each teacher in
+the tables did not show. This bench trains ``--teachers`` teachers of the ``davis-unseen``
+protocol (seeds ``--seed``, ``--seed`` + 1, ...; bench.real's settings and code, each teacher in
 ``OUT/seed<S>``) and on each: every ``--cells`` cell at its own alpha and the trained copy
 (the copy cell trained end to end, bench.payoff's ``copy-trained``) at each of their alphas,
 with ``--seeds`` video trainings each (seeds S, S + 1, ...). It prints, per cell, its gain
@@ -39,18 +39,12 @@ from nas.train_utils import ResumeError
 from search_spaces.genotype import Genotype, GenotypeError, copy_genotype
 
 
-def real_args(args: argparse.Namespace, seed: int) -> argparse.Namespace:
-    """bench.real's settings with this teacher's seed (its first video seed too)."""
-    argv = ["--seed", str(seed), "--seeds", str(args.seeds), "--threads", str(args.threads)]
-    return real.parser().parse_args(argv)
-
-
 def on_teacher(
     args: argparse.Namespace, cells: dict[str, Genotype], seed: int, log
 ) -> dict[str, dict]:
     """Teacher ``seed`` trained (or read back) and every cell and trained copy on it: one
     bench.payoff row each, by name."""
-    settings = real_args(args, seed)
+    settings = real.video_settings(seed, args.seeds, args.threads)
     prep = real.prepare(
         protocols.PROTOCOLS["davis-unseen"],
         args.data_root / "davis2016",
