@@ -8,14 +8,15 @@ Every payoff figure compares networks trained on one teacher, and its standard e
 only the video trainings' seeds. Two teachers trained with the same settings and seed in two
 sessions scored a static J&F of 0.6157 and 0.6086 on the unseen four, and the trained copy's
 gain over copy moved from +0.0099 to +0.0120 between them: the teacher is a source of spread
-the tables did not show (the torch thread count alone changes a teacher). This bench trains ``--teachers`` teachers of the ``davis-unseen``
-protocol (seeds ``--seed``, ``--seed`` + 1, ...; bench.real's settings and code, each teacher in
-``OUT/seed<S>``) and on each: every ``--cells`` cell at its own alpha and the trained copy
-(the copy cell trained end to end, bench.payoff's ``copy-trained``) at each of their alphas,
-with ``--seeds`` video trainings each (seeds S, S + 1, ...). It prints, per cell, its gain
-over copy and over the trained copy on each teacher, then their mean over teachers, the
-spread between teachers and its standard error, which holds both sources of spread; target:
-the mean gain over the trained copy above two of those standard errors.
+the tables did not show (the torch thread count alone changes a teacher). This bench trains
+``--teachers`` teachers of the ``davis-unseen`` protocol (seeds ``--seed``, ``--seed`` + 1,
+...; bench.real's settings and code, each teacher in ``OUT/seed<S>``) and on each: every
+``--cells`` cell at its own alpha and the trained copy (the copy cell trained end to end,
+bench.payoff's ``copy-trained``) at each of their alphas, with ``--seeds`` video trainings each
+(seeds S, S + 1, ...). It prints, per cell, its gain over copy and over the trained copy on
+each teacher, then their mean over teachers, the spread between teachers and its standard
+error, which holds both sources of spread; target: the mean gain over the trained copy above
+two of those standard errors.
 
 Every training resumes, so the bench can be stopped and rerun, and more teachers added later.
 """
